@@ -1,0 +1,1 @@
+"""Boards: Jetson sysfs, generic Linux, NVIDIA dGPU (NVML), simulated."""

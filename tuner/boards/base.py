@@ -1,0 +1,92 @@
+"""The Board seam: what a config's hardware part is applied to, and its sensors.
+
+Implementations: Jetson sysfs, generic Linux (cpufreq + RAPL + hwmon), NVIDIA
+dGPU (NVML) and simulated boards. Everything above this layer (sampler,
+runner, strategies, daemon) talks only to this protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from tuner.config import Config, Knob
+
+#: Rail roles (DESIGN §4). ``total`` is the module input and already contains
+#: every other rail; ``cpu_gpu_cv`` is CPU+GPU+CV together and is not "cpu".
+ROLES = ("total", "cpu", "gpu", "cpu_gpu_cv", "soc", "ddr", "other")
+
+#: A channel either reports instantaneous power or a cumulative energy counter.
+POWER = "power_mw"
+ENERGY = "energy_mj"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One sensor channel a sampler can read: a power rail or an energy counter."""
+
+    name: str
+    role: str
+    kind: str = POWER
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown rail role {self.role!r}")
+        if self.kind not in (POWER, ENERGY):
+            raise ValueError(f"unknown channel kind {self.kind!r}")
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """What the sampler reads. ``read()`` returns one value per channel name:
+    milliwatts for power channels, cumulative millijoules for energy channels.
+    A channel that failed this time is simply absent from the dict."""
+
+    channels: tuple[Channel, ...]
+
+    def read(self) -> dict[str, float]: ...
+
+
+@dataclass
+class BoardInfo:
+    """Identity shown by ``probe`` and stamped on every result."""
+
+    kind: str  # "jetson", "linux", "nvml", "sim"
+    profile: str | None = None
+    model: str | None = None
+    l4t: str | None = None
+    simulated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Board(Protocol):
+    info: BoardInfo
+
+    def knobs(self) -> list[Knob]:
+        """The hardware knobs this board can set, with the device's domains."""
+        ...
+
+    def apply(self, config: Config) -> None:
+        """Apply the hardware part of ``config``; verified, journalled."""
+        ...
+
+    def current(self) -> Config:
+        """The hardware config as it reads now (pinned or not)."""
+        ...
+
+    def snapshot(self) -> dict[str, str]:
+        """Raw values of every knob file this board may write."""
+        ...
+
+    def restore(self) -> list[str]:
+        """Undo every change this board (or a crashed predecessor) made; returns failures."""
+        ...
+
+    def power_source(self) -> PowerSource | None: ...
+
+    def temperatures(self) -> dict[str, float]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """The ``probe`` JSON document for this board."""
+        ...

@@ -1,0 +1,61 @@
+"""Turn a ``--board`` spec and ``--root`` into a Board.
+
+Specs: ``auto`` (default: a Jetson at ROOT), ``jetson``, ``linux``,
+``nvml[:INDEX]``, ``sim:PROFILE``. On a machine that is not a Jetson, auto
+fails with a message that names ``--board sim:<profile>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuner.boards.base import Board
+from tuner.errors import BoardNotFound, EdgetuneError
+from tuner.sysfs import Sysfs
+
+
+def check_root(root: str | Path) -> Path:
+    path = Path(root)
+    if not path.exists():
+        raise EdgetuneError(f"root {path} does not exist (create an emulated tree with `edgetune sim create`)")
+    if not path.is_dir():
+        raise EdgetuneError(f"root {path} is not a directory")
+    return path
+
+
+def open_board(spec: str | None = None, root: str | Path = "/", *, allow_clock_control: bool = False) -> Board:
+    spec = (spec or "auto").strip()
+    root = check_root(root)
+    if spec.startswith("sim:"):
+        from tuner.sim.profiles import get_profile
+
+        profile = get_profile(spec)
+        raise EdgetuneError(
+            f"analytic simulated boards are not built yet; emulate {profile.name} with "
+            f"`edgetune sim create --board {profile.name} --root DIR` and pass --root DIR"
+        )
+    if spec in ("auto", "jetson"):
+        from tuner.boards.jetson import JetsonBoard
+
+        try:
+            return JetsonBoard(Sysfs(root))
+        except BoardNotFound:
+            if spec == "jetson" or str(root) != "/":
+                raise
+            raise BoardNotFound(
+                "this machine is not a Jetson; use --board sim:<profile> (e.g. sim:jetson-nano), "
+                "--root DIR for an emulated tree, or --board linux / --board nvml"
+            ) from None
+    if spec == "linux":
+        from tuner.boards.linux import LinuxBoard
+
+        return LinuxBoard(Sysfs(root))
+    if spec == "nvml" or spec.startswith("nvml:"):
+        from tuner.boards.nvml import NvmlBoard
+
+        index_text = spec.partition(":")[2] or "0"
+        if not index_text.isdigit():
+            raise EdgetuneError(f"bad board spec {spec!r}: nvml:INDEX takes a GPU index")
+        return NvmlBoard(int(index_text), allow_clock_control=allow_clock_control,
+                         state_dir=Path(root) / "var/lib/edgetune")
+    raise EdgetuneError(f"unknown board {spec!r}; use auto, jetson, linux, nvml[:INDEX] or sim:<profile>")

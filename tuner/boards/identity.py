@@ -1,0 +1,94 @@
+"""Which Jetson this is: device-tree model/compatible and the L4T release.
+
+The compatible strings name the module part number (p3767-0000 is Orin NX
+16GB, p3668 Xavier NX, ...), which is more reliable than the free-text model.
+jetson-stats knows more (carrier boards, every SKU); edgetune needs only the
+profile that selects emulation tables and simulator calibration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tuner.sysfs import Sysfs
+
+MODEL_PATHS = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
+COMPATIBLE_PATHS = ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible")
+L4T_RELEASE = "/etc/nv_tegra_release"
+
+# (compatible substring, profile); first match wins, most specific first.
+_COMPATIBLE = (
+    ("p3767-0003", "jetson-orin-nano"),
+    ("p3767-0004", "jetson-orin-nano"),
+    ("p3767-0005", "jetson-orin-nano"),
+    ("p3767", "jetson-orin-nx"),
+    ("p3701", "jetson-agx-orin"),
+    ("p3668", "jetson-xavier-nx"),
+    ("p2888", "jetson-agx-xavier"),
+    ("p3310", "jetson-tx2"),
+    ("p2771", "jetson-tx2"),
+    ("p3448", "jetson-nano"),
+    ("p3450", "jetson-nano"),
+    ("tegra234", "jetson-orin-nx"),
+    ("tegra194", "jetson-agx-xavier"),
+    ("tegra186", "jetson-tx2"),
+    ("tegra210", "jetson-nano"),
+)
+
+_MODEL = (
+    ("orin nano", "jetson-orin-nano"),
+    ("orin nx", "jetson-orin-nx"),
+    ("agx orin", "jetson-agx-orin"),
+    ("xavier nx", "jetson-xavier-nx"),
+    ("agx xavier", "jetson-agx-xavier"),
+    ("jetson-agx", "jetson-agx-xavier"),
+    ("tx2", "jetson-tx2"),
+    ("quill", "jetson-tx2"),
+    ("nano", "jetson-nano"),
+)
+
+# L4T major -> JetPack major (34 was a JetPack 5 developer preview).
+_JETPACK = {32: "4", 34: "5", 35: "5", 36: "6", 38: "7"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    model: str | None
+    compatible: tuple[str, ...]
+    l4t: str | None
+    profile: str | None
+
+    @property
+    def jetpack(self) -> str | None:
+        if not self.l4t:
+            return None
+        return _JETPACK.get(int(self.l4t.split(".")[0]))
+
+    @property
+    def is_jetson(self) -> bool:
+        return self.l4t is not None or any(c.startswith("nvidia,tegra") for c in self.compatible)
+
+
+def parse_l4t(text: str) -> str | None:
+    """``# R32 (release), REVISION: 7.4, ...`` -> ``32.7.4``."""
+    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def read_identity(fs: Sysfs) -> Identity:
+    model = next((t for t in (fs.try_read(p) for p in MODEL_PATHS) if t), None)
+    compat_raw = next((t for t in (fs.try_read(p) for p in COMPATIBLE_PATHS) if t), "")
+    compatible = tuple(compat_raw.split())
+    release = fs.try_read(L4T_RELEASE)
+    l4t = parse_l4t(release) if release else None
+    profile = None
+    joined = " ".join(compatible)
+    for key, name in _COMPATIBLE:
+        if key in joined:
+            profile = name
+            break
+    if profile is None and model:
+        low = model.lower()
+        profile = next((name for key, name in _MODEL if key in low), None)
+    return Identity(model, compatible, l4t, profile)

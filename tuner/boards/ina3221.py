@@ -1,0 +1,123 @@
+"""INA3221 power rails in both Jetson layouts.
+
+JetPack 4 (iio driver ``ina3221x``) exposes power directly
+(``in_power<i>_input``, mW). JetPack 5+ (mainline hwmon driver ``ina3221``)
+exposes bus voltage (mV) and current (mA) per channel; power is their
+product. ``in7``/``curr4`` are the shunt sums and labels containing ``NC`` are
+unconnected channels: neither is a rail.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tuner.boards.base import POWER, Channel
+from tuner.errors import HardwareError
+from tuner.sysfs import Sysfs
+
+IIO_GLOB = "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"
+HWMON_GLOB = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
+
+_ROLES = {
+    "total": ("POM_5V_IN", "VDD_IN"),
+    "cpu_gpu_cv": ("VDD_CPU_GPU_CV",),
+    "cpu": ("POM_5V_CPU", "VDD_CPU", "VDD_SYS_CPU", "CPU", "VDD_CPU_CV"),
+    "gpu": ("POM_5V_GPU", "VDD_GPU", "VDD_SYS_GPU", "GPU", "VDD_GPU_SOC"),
+    "soc": ("VDD_SOC", "VDD_SYS_SOC", "SOC"),
+    "ddr": ("VDD_SYS_DDR", "VDDRQ", "VDDQ_VDD2_1V8AO", "VDD_DDR"),
+}
+
+
+def rail_role(name: str) -> str:
+    """Role of a rail by its label. VDD_GPU_SOC (AGX Orin) counts as gpu and
+    VDD_CPU_CV as cpu: the dominant consumer, as jtop shows them."""
+    upper = name.upper()
+    for role, names in _ROLES.items():
+        if upper in names:
+            return role
+    return "other"
+
+
+@dataclass(frozen=True)
+class Rail:
+    name: str
+    role: str
+    layout: str  # "iio" or "hwmon"
+    power_file: str | None = None  # iio: mW
+    voltage_file: str | None = None  # hwmon: mV
+    current_file: str | None = None  # hwmon: mA
+
+
+def discover_rails(fs: Sysfs) -> list[Rail]:
+    rails: list[Rail] = []
+    for dev in fs.glob(IIO_GLOB):
+        base = fs.rel(dev)
+        for name_file in fs.glob(base + "/rail_name_*"):
+            idx = name_file.name.rsplit("_", 1)[1]
+            name = fs.try_read(fs.rel(name_file))
+            if not name or "NC" in name.split("_") or name == "NC":
+                continue
+            rails.append(Rail(name, rail_role(name), "iio", power_file=f"{base}/in_power{idx}_input"))
+    for dev in fs.glob(HWMON_GLOB):
+        base = fs.rel(dev)
+        for label_file in fs.glob(base + "/in*_label"):
+            m = re.fullmatch(r"in(\d+)_label", label_file.name)
+            if not m:
+                continue
+            idx = int(m.group(1))
+            name = fs.try_read(fs.rel(label_file)) or ""
+            if idx > 3 or not name or name == "NC" or "NC" in name.split("_") or "sum" in name.lower():
+                continue
+            if not fs.exists(f"{base}/curr{idx}_input"):
+                continue
+            rails.append(Rail(name, rail_role(name), "hwmon", voltage_file=f"{base}/in{idx}_input",
+                              current_file=f"{base}/curr{idx}_input"))
+    return rails
+
+
+class Ina3221Source:
+    """PowerSource over INA3221 rails. The board total is the input rail when
+    there is one (it already includes every other rail); boards without one
+    (AGX Xavier, AGX Orin) sum their rails, which misses carrier power."""
+
+    def __init__(self, fs: Sysfs, rails: list[Rail]) -> None:
+        self.fs = fs
+        self.rails = rails
+        self.channels = tuple(Channel(r.name, r.role, POWER) for r in rails)
+        totals = [r.name for r in rails if r.role == "total"]
+        self.total: tuple[str, ...] = tuple(totals[:1]) if totals else tuple(r.name for r in rails)
+        # Pre-resolve paths once: this runs at 10 Hz for hours.
+        self._files = [
+            (r.name, str(fs.path(r.power_file)) if r.power_file else None,
+             str(fs.path(r.voltage_file)) if r.voltage_file else None,
+             str(fs.path(r.current_file)) if r.current_file else None)
+            for r in rails
+        ]
+
+    def read_rail(self, name: str) -> float:
+        for rail_name, power, volt, curr in self._files:
+            if rail_name == name:
+                if power:
+                    return float(_read_number(power))
+                return _read_number(volt) * _read_number(curr) / 1000.0  # mV * mA -> mW
+        raise HardwareError(f"no rail named {name}")
+
+    def read(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for rail_name, power, volt, curr in self._files:
+            try:
+                if power:
+                    out[rail_name] = float(_read_number(power))
+                else:
+                    out[rail_name] = _read_number(volt) * _read_number(curr) / 1000.0
+            except (OSError, ValueError):
+                continue  # transient: the sampler counts missing channels
+        return out
+
+
+def _read_number(path: str | None) -> int:
+    if path is None:
+        raise ValueError("no file")
+    with open(path, "rb") as fh:
+        return int(fh.read(64).split()[0])

@@ -1,0 +1,46 @@
+"""NVIDIA Jetson boards through their real sysfs layouts (DESIGN §4)."""
+
+from __future__ import annotations
+
+import json
+
+from tuner.boards.base import BoardInfo
+from tuner.boards.devfreq import GpuControl, find_gpu
+from tuner.boards.emc import EmcControl
+from tuner.boards.identity import read_identity
+from tuner.boards.ina3221 import Ina3221Source, discover_rails
+from tuner.boards.sysfs_board import SysfsBoard
+from tuner.errors import BoardNotFound
+from tuner.sysfs import Sysfs
+
+#: Written by ``edgetune sim create`` at the root of an emulated tree, so that
+#: everything read from that tree is labelled simulated.
+EMULATION_MARKER = ".edgetune-emulated.json"
+
+
+class JetsonBoard(SysfsBoard):
+    def __init__(self, fs: Sysfs) -> None:
+        ident = read_identity(fs)
+        if not ident.is_jetson:
+            raise BoardNotFound(
+                f"no Jetson found under {fs.root} (no /etc/nv_tegra_release, no nvidia,tegra device tree); "
+                "use --board sim:<profile> for a simulated board"
+            )
+        marker = fs.root / EMULATION_MARKER
+        extra = {"jetpack": ident.jetpack, "root": str(fs.root)}
+        simulated = False
+        if marker.exists():
+            simulated = True
+            try:
+                extra["emulated"] = json.loads(marker.read_text())
+            except (OSError, json.JSONDecodeError):
+                extra["emulated"] = {}
+        info = BoardInfo("jetson", ident.profile, ident.model, ident.l4t, simulated, extra)
+        gpu = find_gpu(fs)
+        rails = discover_rails(fs)
+        super().__init__(
+            fs, info,
+            gpu=GpuControl(fs, gpu) if gpu else None,
+            emc=EmcControl(fs) if EmcControl.present(fs) else None,
+            power=Ina3221Source(fs, rails) if rails else None,
+        )

@@ -1,0 +1,168 @@
+"""A board controlled through sysfs: the Jetson and generic Linux boards.
+
+One class drives every sysfs knob (cpufreq, online cores, GPU devfreq, EMC)
+so that both boards share validation, write ordering, all-or-nothing apply
+and journalled restore; they differ only in which parts and sensors they
+discover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner.boards.base import BoardInfo, PowerSource
+from tuner.boards.cpufreq import CpuFreq
+from tuner.boards.devfreq import GpuControl
+from tuner.boards.emc import EmcControl
+from tuner.boards.thermal import Thermal
+from tuner.config import (
+    CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ, GPU_GOVERNOR, HARDWARE_KNOBS, Config, Knob,
+)
+from tuner.errors import ConfigError
+from tuner.sysfs import Sysfs, Write, apply_plan
+
+
+class SysfsBoard:
+    info: BoardInfo
+
+    def __init__(self, fs: Sysfs, info: BoardInfo, *, gpu: GpuControl | None = None,
+                 emc: EmcControl | None = None, power: PowerSource | None = None) -> None:
+        self.fs = fs
+        self.info = info
+        self.cpu = CpuFreq(fs)
+        self.gpu = gpu
+        self.emc = emc
+        self.thermal = Thermal(fs)
+        self._power = power
+
+    # --- knobs -------------------------------------------------------------------
+    def knobs(self) -> list[Knob]:
+        knobs = []
+        if self.cpu.frequencies():
+            knobs.append(Knob(CPU_FREQ, tuple(self.cpu.frequencies()), "kHz"))
+        if self.cpu.governors():
+            knobs.append(Knob(CPU_GOVERNOR, tuple(self.cpu.governors()), ordered=False))
+        if self.cpu.core_counts():
+            knobs.append(Knob(CPU_CORES, tuple(self.cpu.core_counts()), "cores"))
+        if self.gpu is not None:
+            knobs.append(Knob(GPU_FREQ, self.gpu.gpu.frequencies_hz, "Hz"))
+            if self.gpu.gpu.governors:
+                knobs.append(Knob(GPU_GOVERNOR, self.gpu.gpu.governors, ordered=False))
+        if self.emc is not None and self.emc.frequencies_hz:
+            knobs.append(Knob(EMC_FREQ, tuple(self.emc.frequencies_hz), "Hz"))
+        return knobs
+
+    def validate(self, config: Config) -> Config:
+        """The hardware part of ``config``, every value checked against the
+        device's own lists; raises before anything is written."""
+        hw = config.hardware()
+        knobs = {k.name: k for k in self.knobs()}
+        for name, value in hw.items():
+            if name not in knobs:
+                raise ConfigError(f"{name} cannot be set on this board ({self.info.profile or self.info.kind})")
+            knobs[name].validate(value)
+        return hw
+
+    # --- apply -------------------------------------------------------------------
+    def plan(self, config: Config) -> list[Write]:
+        hw = self.validate(config)
+        up: list[Write] = []
+        down: list[Write] = []
+        if CPU_CORES in hw:
+            up, down = self.cpu.plan_cores(int(hw[CPU_CORES]))
+        writes = list(up)
+        cpu_gov = hw.get(CPU_GOVERNOR)
+        if cpu_gov is not None:
+            writes += self.cpu.plan_governor(str(cpu_gov))
+        if CPU_FREQ in hw:
+            writes += self.cpu.plan_pin(int(hw[CPU_FREQ]), str(cpu_gov) if cpu_gov else None)
+        if self.gpu is not None:
+            if GPU_GOVERNOR in hw:
+                writes += self.gpu.plan_governor(str(hw[GPU_GOVERNOR]))
+            if GPU_FREQ in hw:
+                writes += self.gpu.plan_pin(int(hw[GPU_FREQ]))
+        if self.emc is not None and EMC_FREQ in hw:
+            writes += self.emc.plan_pin(int(hw[EMC_FREQ]))
+        return writes + down
+
+    def apply(self, config: Config) -> None:
+        apply_plan(self.fs, self.plan(config))
+
+    def current(self) -> Config:
+        values: dict[str, Any] = {}
+        if self.cpu.policies:
+            values[CPU_FREQ] = self.cpu.cur_freq(self.cpu.policies[0])
+            values[CPU_GOVERNOR] = self.cpu.governor(self.cpu.policies[0])
+        if self.cpu.hotplug:
+            values[CPU_CORES] = self.cpu.online_cores()
+        if self.gpu is not None:
+            values[GPU_FREQ] = self.gpu.cur_freq()
+            values[GPU_GOVERNOR] = self.gpu.governor()
+        if self.emc is not None:
+            values[EMC_FREQ] = self.emc.cur_freq()
+        return Config(values)
+
+    def knob_files(self) -> list[str]:
+        files = self.cpu.knob_files()
+        if self.gpu is not None:
+            files += self.gpu.knob_files()
+        if self.emc is not None:
+            files += self.emc.knob_files()
+        return files
+
+    def snapshot(self) -> dict[str, str]:
+        return {path: value for path in self.knob_files() if (value := self.fs.try_read(path)) is not None}
+
+    def restore(self) -> list[str]:
+        return self.fs.restore_journal()
+
+    # --- sensors -----------------------------------------------------------------
+    def power_source(self) -> PowerSource | None:
+        return self._power
+
+    def temperatures(self) -> dict[str, float]:
+        return self.thermal.read()
+
+    def describe(self) -> dict[str, Any]:
+        fs = self.fs
+        policies = [{
+            "name": p.name,
+            "cpus": list(p.cpus),
+            "frequencies_khz": list(p.frequencies_khz),
+            "governors": list(p.governors),
+            "governor": fs.try_read(p.file("scaling_governor")),
+            "cur_freq_khz": _int_or_none(fs.try_read(p.file("scaling_cur_freq"))),
+        } for p in self.cpu.policies]
+        gpu = None
+        if self.gpu is not None:
+            g = self.gpu.gpu
+            gpu = {"path": g.path, "frequencies_hz": list(g.frequencies_hz), "governors": list(g.governors),
+                   "governor": fs.try_read(g.file("governor")),
+                   "cur_freq_hz": _int_or_none(fs.try_read(g.file("cur_freq"))),
+                   "load_permille": self.gpu.load_permille()}
+        emc = None
+        if self.emc is not None:
+            emc = {"frequencies_hz": self.emc.frequencies_hz,
+                   "cur_freq_hz": _int_or_none(fs.try_read("/sys/kernel/debug/bpmp/debug/clk/emc/rate"))}
+        rails = []
+        source = self._power
+        if source is not None:
+            reading = source.read()
+            rails = [{"name": ch.name, "role": ch.role, "power_mw": reading.get(ch.name),
+                      "in_total": ch.name in getattr(source, "total", ())} for ch in source.channels]
+        return {
+            "board": {"kind": self.info.kind, "profile": self.info.profile, "model": self.info.model,
+                      "l4t": self.info.l4t, "simulated": self.info.simulated, **self.info.extra},
+            "cpu": {"policies": policies, "online_cores": self.cpu.online_cores() if self.cpu.hotplug else None},
+            "gpu": gpu,
+            "emc": emc,
+            "rails": rails,
+            "thermal": [{"name": k, "temp_c": v} for k, v in self.thermal.read().items()],
+        }
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+__all__ = ["SysfsBoard", "HARDWARE_KNOBS"]

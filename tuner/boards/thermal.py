@@ -1,0 +1,32 @@
+"""Thermal zones: ``/sys/devices/virtual/thermal/thermal_zone<N>/{type,temp}`` (m°C)."""
+
+from __future__ import annotations
+
+from tuner.sysfs import Sysfs
+
+THERMAL_GLOB = "/sys/devices/virtual/thermal/thermal_zone*"
+
+
+class Thermal:
+    def __init__(self, fs: Sysfs) -> None:
+        self.fs = fs
+        self.zones: list[tuple[str, str]] = []
+        for zone in fs.glob(THERMAL_GLOB):
+            base = fs.rel(zone)
+            name = fs.try_read(base + "/type")
+            if name and fs.exists(base + "/temp"):
+                self.zones.append((name, base + "/temp"))
+
+    def read(self) -> dict[str, float]:
+        """°C per zone; zones that fail to read (some Jetson zones return
+        EINVAL when their sensor is off) are left out."""
+        out: dict[str, float] = {}
+        for name, path in self.zones:
+            text = self.fs.try_read(path)
+            if text is None:
+                continue
+            try:
+                out[name] = int(text) / 1000.0
+            except ValueError:
+                continue
+        return out

@@ -1,0 +1,1 @@
+"""The ``edgetune`` command line (Typer). Heavy imports happen inside commands."""

@@ -1,0 +1,53 @@
+"""Rich renderings of command results (tables for people; --json is for scripts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _mhz(hz: int | None) -> str:
+    return "-" if hz is None else f"{hz / 1e6:g}"
+
+
+def _freq_range(values: list[int], scale: float) -> str:
+    if not values:
+        return "-"
+    return f"{values[0] / scale:g}–{values[-1] / scale:g} MHz ({len(values)} steps)"
+
+
+def render_probe(doc: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    b = doc["board"]
+    label = " [bold yellow](simulated)[/]" if b.get("simulated") else ""
+    console.print(f"[bold]{b.get('model') or b.get('kind')}[/]{label}  profile={b.get('profile')}  "
+                  f"L4T={b.get('l4t')}  JetPack={b.get('jetpack')}")
+    t = Table(title="Clocks", title_justify="left")
+    for col in ("domain", "cpus / path", "frequencies", "governor", "current", "governors"):
+        t.add_column(col)
+    for p in doc["cpu"]["policies"]:
+        t.add_row(f"CPU {p['name']}", ",".join(str(c) for c in p["cpus"]), _freq_range(p["frequencies_khz"], 1e3),
+                  p.get("governor") or "-", f"{(p.get('cur_freq_khz') or 0) / 1e3:g} MHz",
+                  " ".join(p["governors"]))
+    g = doc.get("gpu")
+    if g:
+        t.add_row("GPU", g["path"], _freq_range(g["frequencies_hz"], 1e6), g.get("governor") or "-",
+                  f"{_mhz(g.get('cur_freq_hz'))} MHz", " ".join(g["governors"]))
+    e = doc.get("emc")
+    if e:
+        t.add_row("EMC", "bpmp debugfs", _freq_range(e["frequencies_hz"], 1e6), "-",
+                  f"{_mhz(e.get('cur_freq_hz'))} MHz", "")
+    console.print(t)
+    r = Table(title="Power rails", title_justify="left")
+    for col in ("rail", "role", "power (mW)", "in total"):
+        r.add_column(col)
+    for rail in doc["rails"]:
+        p = rail.get("power_mw")
+        r.add_row(rail["name"], rail["role"], "-" if p is None else f"{p:.0f}", "yes" if rail.get("in_total") else "")
+    if not doc["rails"]:
+        r.add_row("(no power sensors found)", "", "", "")
+    console.print(r)
+    if doc["thermal"]:
+        console.print("Thermal: " + ", ".join(f"{z['name']} {z['temp_c']:.1f}°C" for z in doc["thermal"]))

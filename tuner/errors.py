@@ -1,0 +1,23 @@
+"""Error types whose message is shown to the user as one line.
+
+The CLI catches :class:`EdgetuneError` and prints ``error: <message>`` without a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgetuneError(Exception):
+    """A user-facing error: bad input, missing hardware, refused write."""
+
+
+class ConfigError(EdgetuneError):
+    """A config names an unknown knob or a value outside the knob's domain."""
+
+
+class HardwareError(EdgetuneError):
+    """A sysfs/NVML read or write failed or did not verify."""
+
+
+class BoardNotFound(EdgetuneError):
+    """No supported board at the given root."""

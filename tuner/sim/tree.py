@@ -1,0 +1,255 @@
+"""``edgetune sim create``: write an emulated Jetson sysfs tree.
+
+The tree reproduces the real board's paths, file names, units, symlinks and
+permissions (read-only attributes are mode 0444, knobs 0644), so that the
+real Jetson backend runs on it unchanged. Rail and temperature files are
+plain files a live simulator updates; :func:`settle` plays the kernel's part
+for the derived files (``cur_freq`` follows the governor and the min/max
+window), which plain files cannot do on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tuner.boards.jetson import EMULATION_MARKER
+from tuner.errors import EdgetuneError
+from tuner.sim.profiles import BoardProfile, get_profile
+
+RO = 0o444
+RW = 0o644
+
+
+class _Writer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def file(self, dev_path: str, content: object, mode: int = RO) -> None:
+        path = self.root / dev_path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            os.chmod(path, 0o644)
+        text = content if isinstance(content, str) else str(content)
+        path.write_text(text if text.endswith("\n") or text.endswith("\x00") else text + "\n")
+        os.chmod(path, mode)
+
+    def link(self, dev_path: str, target_dev_path: str) -> None:
+        """A relative symlink, as sysfs makes them, so the tree stays relocatable."""
+        path = self.root / dev_path.lstrip("/")
+        target = self.root / target_dev_path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        os.symlink(os.path.relpath(target, path.parent), path)
+
+
+def create_tree(profile_name: str, root: str | os.PathLike[str], jetpack: str | None = None) -> Path:
+    """Write the emulated tree for ``profile_name`` under ``root`` and return it."""
+    profile = get_profile(profile_name)
+    jp = jetpack or profile.jetpacks[0]
+    if jp not in profile.jetpacks:
+        raise EdgetuneError(f"{profile.name} is emulated for JetPack {', '.join(profile.jetpacks)}, not {jp}")
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise EdgetuneError(f"{root} exists and is not a directory")
+    if root.exists() and any(root.iterdir()) and not (root / EMULATION_MARKER).exists():
+        raise EdgetuneError(f"{root} is not empty and is not an emulated tree; choose an empty directory")
+    root.mkdir(parents=True, exist_ok=True)
+    w = _Writer(root)
+    _identity(w, profile, jp)
+    _cpus(w, profile, jp)
+    _gpu(w, profile, jp)
+    if profile.emc_hz:
+        _emc(w, profile)
+    _rails(w, profile, jp)
+    _thermal(w, profile)
+    (root / EMULATION_MARKER).write_text(json.dumps(
+        {"profile": profile.name, "jetpack": jp, "created_by": "edgetune sim create", "simulated": True},
+        indent=1) + "\n")
+    settle(root)
+    return root
+
+
+def _identity(w: _Writer, p: BoardProfile, jp: str) -> None:
+    base = "/sys/firmware/devicetree/base"
+    w.file(f"{base}/model", p.model + "\x00")
+    w.file(f"{base}/compatible", "\x00".join(p.compatible) + "\x00")
+    w.link("/proc/device-tree", base)
+    w.file("/etc/nv_tegra_release", p.release(jp))
+
+
+def _cpus(w: _Writer, p: BoardProfile, jp: str) -> None:
+    cpu = "/sys/devices/system/cpu"
+    n = p.ncpus
+    w.file(f"{cpu}/possible", f"0-{n - 1}")
+    w.file(f"{cpu}/present", f"0-{n - 1}")
+    w.file(f"{cpu}/online", f"0-{n - 1}")
+    governors = p.cpu_governors(jp)
+    for cluster in p.cpu_clusters:
+        pol = f"{cpu}/cpufreq/policy{cluster[0]}"
+        cpus = " ".join(str(c) for c in cluster)
+        lo, hi = p.cpu_khz[0], p.cpu_khz[-1]
+        w.file(f"{pol}/related_cpus", cpus)
+        w.file(f"{pol}/affected_cpus", cpus)
+        w.file(f"{pol}/scaling_available_frequencies", " ".join(str(f) for f in p.cpu_khz) + " ")
+        w.file(f"{pol}/scaling_available_governors", " ".join(governors) + " ")
+        w.file(f"{pol}/scaling_driver", "tegra194" if p.soc != "t210" else "tegra210")
+        w.file(f"{pol}/cpuinfo_min_freq", lo)
+        w.file(f"{pol}/cpuinfo_max_freq", hi)
+        w.file(f"{pol}/cpuinfo_transition_latency", 300000)
+        w.file(f"{pol}/scaling_governor", "schedutil", RW)
+        w.file(f"{pol}/scaling_min_freq", lo, RW)
+        w.file(f"{pol}/scaling_max_freq", hi, RW)
+        w.file(f"{pol}/scaling_setspeed", "<unsupported>", RW)
+        w.file(f"{pol}/scaling_cur_freq", hi)
+        w.file(f"{pol}/stats/time_in_state", "".join(f"{f} 0\n" for f in p.cpu_khz))
+        w.file(f"{pol}/stats/total_trans", 0)
+        for c in cluster:
+            w.link(f"{cpu}/cpu{c}/cpufreq", pol)
+    for c in range(1, n):  # cpu0 cannot be taken offline and has no online file
+        w.file(f"{cpu}/cpu{c}/online", 1, RW)
+
+
+def _gpu(w: _Writer, p: BoardProfile, jp: str) -> None:
+    node = p.gpu_node(jp)
+    dev = node.device
+    df = f"{dev}/devfreq/{node.devfreq_name}"
+    lo, hi = p.gpu_hz[0], p.gpu_hz[-1]
+    w.file(f"{df}/available_frequencies", " ".join(str(f) for f in p.gpu_hz))
+    w.file(f"{df}/available_governors", " ".join(p.gpu_governors))
+    w.file(f"{df}/governor", "nvhost_podgov", RW)
+    w.file(f"{df}/min_freq", lo, RW)
+    w.file(f"{df}/max_freq", hi, RW)
+    w.file(f"{df}/cur_freq", hi)
+    w.file(f"{df}/target_freq", hi)
+    w.file(f"{df}/polling_interval", 25 if p.soc == "t210" else 0, RW)
+    w.file(f"{df}/trans_stat", "")
+    w.link(f"{df}/device", dev)
+    w.link(f"/sys/class/devfreq/{node.devfreq_name}", df)
+    w.file(f"{dev}/load", 0)
+    dt = f"/sys/firmware/devicetree/base/{node.dt_node}"
+    w.file(f"{dt}/name", node.of_name + "\x00")
+    w.link(f"{dev}/of_node", dt)
+    # A devfreq device that is not the GPU, as real boards have, so discovery
+    # has to pick by node name rather than take the first entry.
+    if p.soc in ("t194", "t234"):
+        vic = "/sys/devices/15340000.vic"
+        vdf = f"{vic}/devfreq/15340000.vic"
+        w.file(f"{vdf}/available_frequencies", "115200000 230400000 460800000")
+        w.file(f"{vdf}/governor", "nvhost_podgov", RW)
+        w.link(f"{vdf}/device", vic)
+        w.link("/sys/class/devfreq/15340000.vic", vdf)
+        w.file("/sys/firmware/devicetree/base/vic@15340000/name", "vic\x00")
+        w.link(f"{vic}/of_node", "/sys/firmware/devicetree/base/vic@15340000")
+
+
+def _emc(w: _Writer, p: BoardProfile) -> None:
+    clk = "/sys/kernel/debug/bpmp/debug/clk/emc"
+    w.file(f"{clk}/rate", p.emc_hz[-1], RW)
+    w.file(f"{clk}/min_rate", p.emc_hz[0], RW)
+    w.file(f"{clk}/max_rate", p.emc_hz[-1], RW)
+    w.file(f"{clk}/mrq_rate_locked", 0, RW)
+    w.file("/sys/kernel/debug/emc/available_rates", " ".join(str(r) for r in p.emc_hz))
+
+
+def _rails(w: _Writer, p: BoardProfile, jp: str) -> None:
+    idle = dict(p.idle_mw)
+    for k, labels in enumerate(p.rails):
+        addr = f"{p.ina_bus}-{0x40 + k:04x}"
+        if jp == "4":
+            dev = f"/sys/bus/i2c/drivers/ina3221x/{addr}/iio:device{k}"
+            w.file(f"{dev}/name", "ina3221x")
+            for i, label in enumerate(labels):
+                mw = idle.get(label, 0.0)
+                mv = 5000 if label in ("POM_5V_IN", "VDD_IN") else 4960
+                w.file(f"{dev}/rail_name_{i}", label)
+                w.file(f"{dev}/in_power{i}_input", round(mw))
+                w.file(f"{dev}/in_voltage{i}_input", mv)
+                w.file(f"{dev}/in_current{i}_input", round(mw * 1000 / mv))
+                w.file(f"{dev}/crit_current_limit_{i}", 5000 if i == 0 else 3000, RW)
+                w.file(f"{dev}/warn_current_limit_{i}", 4000 if i == 0 else 2500, RW)
+        else:
+            dev = f"/sys/bus/i2c/drivers/ina3221/{addr}/hwmon/hwmon{k + 1}"
+            w.file(f"{dev}/name", "ina3221")
+            for i, label in enumerate(labels, start=1):
+                mw = idle.get(label, 0.0)
+                mv = 0 if label == "NC" else (5000 if label in ("VDD_IN", "VIN_SYS_5V0") else 4960)
+                w.file(f"{dev}/in{i}_label", label)
+                w.file(f"{dev}/in{i}_input", mv)
+                w.file(f"{dev}/in{i}_enable", 1, RW)
+                w.file(f"{dev}/in{i + 3}_input", 0)  # shunt voltage
+                w.file(f"{dev}/curr{i}_input", round(mw * 1000 / mv) if mv else 0)
+                w.file(f"{dev}/curr{i}_max", 5920 if i == 1 else 3000, RW)
+                w.file(f"{dev}/curr{i}_crit", 7000 if i == 1 else 4000, RW)
+            w.file(f"{dev}/in7_label", "sum of shunt voltages")
+            w.file(f"{dev}/in7_input", 0)
+            w.file(f"{dev}/curr4_input", 0)
+            w.file(f"{dev}/curr4_crit", 7800, RW)
+            w.link(f"/sys/class/hwmon/hwmon{k + 1}", dev)
+
+
+def _thermal(w: _Writer, p: BoardProfile) -> None:
+    for i, name in enumerate(p.thermal):
+        zone = f"/sys/devices/virtual/thermal/thermal_zone{i}"
+        w.file(f"{zone}/type", name)
+        w.file(f"{zone}/temp", 100000 if name == "PMIC-Die" else 36500 + 500 * (i % 4))
+        w.file(f"{zone}/mode", "enabled", RW)
+        w.link(f"/sys/class/thermal/thermal_zone{i}", zone)
+
+
+# --- the kernel's part -----------------------------------------------------------
+
+def _put(path: Path, value: object) -> None:
+    """Replace a read-only derived file atomically (a reader never sees it empty)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{value}\n")
+    os.chmod(tmp, RO)
+    os.replace(tmp, path)
+
+
+def _target(governor: str, lo: int, hi: int, setspeed: int | None, current: int) -> int:
+    if governor == "performance":
+        return hi
+    if governor == "powersave":
+        return lo
+    if governor == "userspace" and setspeed is not None:
+        return min(max(setspeed, lo), hi)
+    return min(max(current, lo), hi)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def settle(root: str | os.PathLike[str]) -> None:
+    """Recompute the derived frequency files of an emulated tree, as the kernel would.
+
+    ``scaling_cur_freq`` / ``cur_freq`` follow the governor inside the
+    [min, max] window; a load-driven governor keeps its frequency unless the
+    window moves past it (the live simulator drives those by load).
+    """
+    root = Path(root)
+    for pol in sorted((root / "sys/devices/system/cpu/cpufreq").glob("policy*")):
+        gov = (pol / "scaling_governor").read_text().strip()
+        lo, hi = _read_int(pol / "scaling_min_freq"), _read_int(pol / "scaling_max_freq")
+        cur = _read_int(pol / "scaling_cur_freq")
+        if lo is None or hi is None or cur is None:
+            continue
+        _put(pol / "scaling_cur_freq", _target(gov, lo, hi, _read_int(pol / "scaling_setspeed"), cur))
+    for link in sorted((root / "sys/class/devfreq").glob("*")):
+        df = link.resolve()
+        if not (df / "cur_freq").exists():
+            continue
+        gov = (df / "governor").read_text().strip()
+        lo, hi, cur = _read_int(df / "min_freq"), _read_int(df / "max_freq"), _read_int(df / "cur_freq")
+        if lo is None or hi is None or cur is None:
+            continue
+        target = _target(gov, lo, hi, None, cur)
+        _put(df / "cur_freq", target)
+        if (df / "target_freq").exists():
+            _put(df / "target_freq", target)

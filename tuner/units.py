@@ -1,0 +1,25 @@
+"""Parsing of human-entered quantities: frequencies with units, durations."""
+
+from __future__ import annotations
+
+import re
+
+from tuner.errors import EdgetuneError
+
+_FREQ_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
+
+
+def parse_freq(text: str, native: str) -> int:
+    """``614.4MHz`` -> 614400000 (native ``Hz``) or 614400 (native ``kHz``).
+
+    A bare number is taken in the knob's native sysfs unit (cpufreq kHz,
+    devfreq Hz), so values can be pasted from ``available_frequencies``.
+    """
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not m:
+        raise EdgetuneError(f"cannot read frequency {text!r}; write e.g. 614.4MHz or {1479000 if native == 'kHz' else 614400000}")
+    value, unit = float(m.group(1)), m.group(2).lower()
+    if unit and unit not in _FREQ_UNITS:
+        raise EdgetuneError(f"unknown frequency unit {m.group(2)!r} in {text!r}; use Hz, kHz, MHz or GHz")
+    hz = value * _FREQ_UNITS[unit] if unit else value * _FREQ_UNITS[native.lower()]
+    return round(hz / _FREQ_UNITS[native.lower()])
