@@ -114,6 +114,48 @@ class Sysfs:
         return self.journal.restore(lambda rel, val: self.write(rel, val, journal=False), only)
 
 
+class AttrReader:
+    """Hot-path reads of integer attributes (sensor files at 10+ Hz).
+
+    Keeps one open descriptor per file and re-reads it with ``pread`` at
+    offset 0: on sysfs (kernfs seq_file) a read from offset 0 regenerates the
+    attribute, so this sees fresh values at a fraction of the cost of an
+    open/read/close, whose path walk dominates the sampler's CPU time. The
+    live simulator updates emulated sensor files in place for the same reason.
+    A failing descriptor is reopened on the next read. Errors propagate
+    (OSError/ValueError/IndexError) for the sampler to count.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def read_number(self, path: str) -> int:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY)
+        try:
+            raw = os.pread(fd, 64, 0)
+        except OSError:
+            self._forget(path)
+            raise
+        return int(raw.split()[0])
+
+    def _forget(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for path in list(self._fds):
+            self._forget(path)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 def _same_number(a: str, b: str) -> bool:
     try:
         return int(a) == int(b)

@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass
 
 from tuner.boards.base import POWER, Channel
-from tuner.errors import HardwareError
-from tuner.sysfs import Sysfs
+from tuner.sysfs import AttrReader, Sysfs
 
 IIO_GLOB = "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"
 HWMON_GLOB = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
@@ -87,7 +86,8 @@ class Ina3221Source:
         self.channels = tuple(Channel(r.name, r.role, POWER) for r in rails)
         totals = [r.name for r in rails if r.role == "total"]
         self.total: tuple[str, ...] = tuple(totals[:1]) if totals else tuple(r.name for r in rails)
-        # Pre-resolve paths once: this runs at 10 Hz for hours.
+        # Pre-resolve paths once and keep descriptors: this runs at 10 Hz for hours.
+        self._reader = AttrReader()
         self._files = [
             (r.name, str(fs.path(r.power_file)) if r.power_file else None,
              str(fs.path(r.voltage_file)) if r.voltage_file else None,
@@ -95,29 +95,15 @@ class Ina3221Source:
             for r in rails
         ]
 
-    def read_rail(self, name: str) -> float:
-        for rail_name, power, volt, curr in self._files:
-            if rail_name == name:
-                if power:
-                    return float(_read_number(power))
-                return _read_number(volt) * _read_number(curr) / 1000.0  # mV * mA -> mW
-        raise HardwareError(f"no rail named {name}")
-
     def read(self) -> dict[str, float]:
         out: dict[str, float] = {}
+        read_number = self._reader.read_number
         for rail_name, power, volt, curr in self._files:
             try:
                 if power:
-                    out[rail_name] = float(_read_number(power))
-                else:
-                    out[rail_name] = _read_number(volt) * _read_number(curr) / 1000.0
-            except (OSError, ValueError):
+                    out[rail_name] = float(read_number(power))
+                else:  # hwmon: mV * mA -> mW
+                    out[rail_name] = read_number(volt) * read_number(curr) / 1000.0  # type: ignore[arg-type]
+            except (OSError, ValueError, IndexError):
                 continue  # transient: the sampler counts missing channels
         return out
-
-
-def _read_number(path: str | None) -> int:
-    if path is None:
-        raise ValueError("no file")
-    with open(path, "rb") as fh:
-        return int(fh.read(64).split()[0])

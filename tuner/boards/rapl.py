@@ -12,22 +12,22 @@ from __future__ import annotations
 import re
 
 from tuner.boards.base import ENERGY, POWER, Channel
-from tuner.sysfs import Sysfs
+from tuner.sysfs import AttrReader, Sysfs
 
 POWERCAP_GLOB = "/sys/class/powercap/intel-rapl:*"
 HWMON_GLOB = "/sys/class/hwmon/hwmon*"
 
 
 class _Counter:
-    def __init__(self, path: str, max_range_uj: int | None) -> None:
+    def __init__(self, reader: AttrReader, path: str, max_range_uj: int | None) -> None:
+        self.reader = reader
         self.path = path
         self.max_range = max_range_uj
         self.last: int | None = None
         self.offset = 0
 
     def read_mj(self) -> float:
-        with open(self.path, "rb") as fh:
-            raw = int(fh.read(64).split()[0])
+        raw = self.reader.read_number(self.path)
         if self.last is not None and raw < self.last:
             # wrapped: the counter restarted from 0 after max_range
             self.offset += self.max_range if self.max_range else self.last
@@ -40,6 +40,7 @@ class LinuxPowerSource:
 
     def __init__(self, fs: Sysfs) -> None:
         self.fs = fs
+        self._reader = AttrReader()
         self._counters: dict[str, _Counter] = {}
         self._power: dict[str, str] = {}
         channels: list[Channel] = []
@@ -56,7 +57,7 @@ class LinuxPowerSource:
             if label in self._counters:
                 label = f"{label}:{zone.name}"
             rng = fs.try_read(base + "/max_energy_range_uj")
-            self._counters[label] = _Counter(str(fs.path(base + "/energy_uj")),
+            self._counters[label] = _Counter(self._reader, str(fs.path(base + "/energy_uj")),
                                              int(rng) if rng and rng.isdigit() else None)
             channels.append(Channel(label, role, ENERGY))
         for hw in fs.glob(HWMON_GLOB):
@@ -87,8 +88,7 @@ class LinuxPowerSource:
                 continue
         for name, path in self._power.items():
             try:
-                with open(path, "rb") as fh:
-                    out[name] = int(fh.read(64).split()[0]) / 1000.0  # uW -> mW
+                out[name] = self._reader.read_number(path) / 1000.0  # uW -> mW
             except (OSError, ValueError, IndexError):
                 continue
         return out
