@@ -17,7 +17,8 @@ def parse_freq(text: str, native: str) -> int:
     """
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     if not m:
-        raise EdgetuneError(f"cannot read frequency {text!r}; write e.g. 614.4MHz or {1479000 if native == 'kHz' else 614400000}")
+        example = 1479000 if native == "kHz" else 614400000
+        raise EdgetuneError(f"cannot read frequency {text!r}; write e.g. 614.4MHz or {example}")
     value, unit = float(m.group(1)), m.group(2).lower()
     if unit and unit not in _FREQ_UNITS:
         raise EdgetuneError(f"unknown frequency unit {m.group(2)!r} in {text!r}; use Hz, kHz, MHz or GHz")

@@ -23,17 +23,14 @@ def check_root(root: str | Path) -> Path:
     return path
 
 
-def open_board(spec: str | None = None, root: str | Path = "/", *, allow_clock_control: bool = False) -> Board:
+def open_board(spec: str | None = None, root: str | Path = "/", *, allow_clock_control: bool = False,
+               seed: int | None = 0) -> Board:
     spec = (spec or "auto").strip()
     root = check_root(root)
     if spec.startswith("sim:"):
-        from tuner.sim.profiles import get_profile
+        from tuner.sim.board import SimBoard
 
-        profile = get_profile(spec)
-        raise EdgetuneError(
-            f"analytic simulated boards are not built yet; emulate {profile.name} with "
-            f"`edgetune sim create --board {profile.name} --root DIR` and pass --root DIR"
-        )
+        return SimBoard(spec, seed=seed)
     if spec in ("auto", "jetson"):
         from tuner.boards.jetson import JetsonBoard
 

@@ -45,8 +45,10 @@ def probe(
     board: str = typer.Option("auto", "--board", help="auto, jetson, linux or nvml[:INDEX]."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Show what edgetune sees on this board: identity, CPU and GPU clocks and governors,
-    power rails with their current power, and temperatures. Changes nothing."""
+    """Show the board: identity, clocks and governors, power rails, temperatures.
+
+    Reads only; changes nothing. Use it first on a new board, and to check an
+    emulated tree made by `edgetune sim create`."""
     from tuner.boards.factory import open_board
 
     doc = open_board(board, root).describe()
@@ -72,6 +74,57 @@ def sim_create(
 
     path = create_tree(board, root, jetpack)
     typer.echo(f"emulated {board.removeprefix('sim:')} written to {path} (simulated: readings are not hardware)")
+
+
+@sim_app.command("run")
+def sim_run(
+    root: Path = typer.Option(..., "--root", help="Emulated tree made by `edgetune sim create`."),
+    rate: float = typer.Option(20.0, "--rate", help="Simulator updates per second."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds "
+                                             "(default: until SIGTERM or Ctrl-C)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for governor residency draws."),
+) -> None:
+    """Animate an emulated tree: clocks follow what was written, rails and
+    temperatures follow the simulated workload (live mode). Readings are simulated."""
+    import signal
+    import threading
+
+    from tuner.boards.factory import check_root
+    from tuner.sim.live import LiveSimulator
+
+    if rate <= 0:
+        raise EdgetuneError("--rate must be positive")
+    sim = LiveSimulator(check_root(root), rate_hz=rate, seed=seed)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    sim.start()
+    typer.echo(f"live simulator running on {root} at {rate:g} Hz ({sim.model.profile.name}, simulated)")
+    done.wait(duration)
+    sim.stop()
+    typer.echo(f"stopped after {sim.ticks} ticks")
+
+
+@sim_app.command("validate")
+def sim_validate(as_json: bool = JsonOpt) -> None:
+    """Check the simulator against every published calibration target (Dutt 2023).
+
+    Prints each target, the model's value, the tolerance and pass/fail; exits 1
+    if any target is missed. Boards without published measurements (TX2, AGX
+    Xavier, Orin Nano, AGX Orin) are extrapolated and have no targets."""
+    from tuner.sim.model import device_model
+    from tuner.sim.targets import CALIBRATED, evaluate
+
+    results = evaluate({b: device_model(b) for b in CALIBRATED})
+    all_ok = all(r.ok for r in results)
+    if as_json:
+        emit_json({"simulated": True, "targets": [r.to_dict() for r in results], "all_ok": all_ok})
+    else:
+        from tuner.cli.render import render_validation
+
+        render_validation(results, all_ok)
+    if not all_ok:
+        raise typer.Exit(1)
 
 
 @app.command()

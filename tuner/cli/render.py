@@ -51,3 +51,16 @@ def render_probe(doc: dict[str, Any], console: Console | None = None) -> None:
     console.print(r)
     if doc["thermal"]:
         console.print("Thermal: " + ", ".join(f"{z['name']} {z['temp_c']:.1f}°C" for z in doc["thermal"]))
+
+
+def render_validation(results: list[Any], all_ok: bool, console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title="Simulator calibration (simulated values vs published measurements)", title_justify="left")
+    for col in ("board", "workload", "quantity", "target", "model", "tol.", ""):
+        t.add_column(col, overflow="fold")
+    for r in results:
+        t.add_row(r.board.removeprefix("jetson-"), r.workload, r.quantity, str(r.target), str(r.model),
+                  "" if r.tolerance is None else str(r.tolerance), "[green]ok[/]" if r.ok else "[red]MISS[/]")
+    console.print(t)
+    missed = sum(not r.ok for r in results)
+    console.print("[green]all targets met[/]" if all_ok else f"[red]{missed} of {len(results)} targets missed[/]")

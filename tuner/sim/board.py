@@ -1,0 +1,196 @@
+"""``--board sim:<profile>``: an analytic simulated board.
+
+It has the profile's knobs and applies configs to an in-memory state, like a
+real board, but instead of sampling rails it computes a trial's Measurement
+from the device model, with measurement noise. Fast enough for full sweeps
+and strategy benchmarks; every Measurement it returns says ``simulated``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tuner.boards.base import BoardInfo
+from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, GPU_FREQ, GPU_GOVERNOR,
+                          Config, Knob)
+from tuner.errors import ConfigError
+from tuner.measurement import Measurement
+from tuner.sim.governors import (DEFAULT_CPU_GOVERNOR, DEFAULT_GPU_GOVERNOR, Residency, RunEstimate,
+                                 cpu_residency, gpu_residency, run_estimate)
+from tuner.sim.model import DeviceModel, OutOfMemory, device_model
+from tuner.sim.profiles import JETPACK_TO_L4T, get_profile
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Repeat-to-repeat measurement noise.
+
+    Defaults follow what the reference study reports (repeats within a few
+    per cent, < 5 %): ~1 % on run time (scheduling, clocks settling), ~1.5 % on
+    average power (INA3221 accuracy and quantisation, rail ripple). ``drift``
+    adds a slow thermal drift: leakage grows with die temperature as a long
+    experiment heats the board.
+    """
+
+    time_sd: float = 0.01
+    power_sd: float = 0.015
+    batch_sd: float = 0.03
+    drift: bool = False
+
+    @classmethod
+    def none(cls) -> Noise:
+        return cls(0.0, 0.0, 0.0, False)
+
+
+class SimBoard:
+    """Analytic simulated Jetson. State is in memory; nothing touches a filesystem."""
+
+    def __init__(self, profile: str, *, seed: int | None = 0, noise: Noise | None = None,
+                 model: DeviceModel | None = None) -> None:
+        self.profile = get_profile(profile)
+        self.model = model or device_model(self.profile.name)
+        self.noise = noise if noise is not None else Noise()
+        self.rng = np.random.default_rng(seed)
+        jp = self.profile.jetpacks[0]
+        l4t_major = JETPACK_TO_L4T[jp]
+        self.info = BoardInfo("sim", self.profile.name, self.profile.model, f"{l4t_major}.x", True,
+                              {"mode": "analytic", "model": self.model.source, "jetpack": jp})
+        self._state = self._defaults()
+        self._temp_c = 40.0
+
+    def _defaults(self) -> dict[str, Any]:
+        return {CPU_GOVERNOR: DEFAULT_CPU_GOVERNOR, GPU_GOVERNOR: DEFAULT_GPU_GOVERNOR, CPU_FREQ: None,
+                GPU_FREQ: None, CPU_CORES: self.profile.ncpus}
+
+    # --- Board protocol -----------------------------------------------------------
+    def knobs(self) -> list[Knob]:
+        p = self.profile
+        return [
+            Knob(CPU_FREQ, p.cpu_khz, "kHz"),
+            Knob(CPU_GOVERNOR, p.cpu_governors(p.jetpacks[0]), ordered=False),
+            Knob(CPU_CORES, tuple(range(1, p.ncpus + 1)), "cores"),
+            Knob(GPU_FREQ, p.gpu_hz, "Hz"),
+            Knob(GPU_GOVERNOR, p.gpu_governors, ordered=False),
+        ]
+
+    def apply(self, config: Config) -> None:
+        hw = config.hardware()
+        knobs = {k.name: k for k in self.knobs()}
+        for name, value in hw.items():
+            if name not in knobs:
+                raise ConfigError(f"{name} cannot be set on {self.profile.name} (simulated)")
+            knobs[name].validate(value)
+        self._state.update(hw.to_dict())
+
+    def current(self) -> Config:
+        cpu_res, gpu_res = self._residencies()
+        top_c = max(cpu_res.shares, key=cpu_res.shares.__getitem__)
+        top_g = max(gpu_res.shares, key=gpu_res.shares.__getitem__)
+        return Config({CPU_FREQ: top_c, GPU_FREQ: top_g, CPU_GOVERNOR: self._state[CPU_GOVERNOR],
+                       GPU_GOVERNOR: self._state[GPU_GOVERNOR], CPU_CORES: self._state[CPU_CORES]})
+
+    def snapshot(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self._state.items()}
+
+    def restore(self) -> list[str]:
+        self._state = self._defaults()
+        return []
+
+    def power_source(self) -> None:
+        return None  # analytic: measurements are computed, not sampled
+
+    def temperatures(self) -> dict[str, float]:
+        return {"GPU-therm": round(self._temp_c, 1), "CPU-therm": round(self._temp_c - 1.0, 1)}
+
+    def describe(self) -> dict[str, Any]:
+        p = self.profile
+        cpu_gov = self._state[CPU_GOVERNOR]
+        policies = [{"name": f"policy{c[0]}", "cpus": list(c), "frequencies_khz": list(p.cpu_khz),
+                     "governors": list(p.cpu_governors(p.jetpacks[0])), "governor": cpu_gov}
+                    for c in p.cpu_clusters]
+        idle = self.model.idle_power()
+        return {
+            "board": {"kind": "sim", "profile": p.name, "model": p.model, "l4t": self.info.l4t, "simulated": True,
+                      "mode": "analytic", "model_source": self.model.source},
+            "cpu": {"policies": policies},
+            "gpu": {"path": "(analytic)", "frequencies_hz": list(p.gpu_hz), "governors": list(p.gpu_governors),
+                    "governor": self._state[GPU_GOVERNOR]},
+            "emc": None,
+            "rails": [{"name": "VDD_IN" if p.soc != "t210" else "POM_5V_IN", "role": "total",
+                       "power_mw": round(idle * 1000), "in_total": True}],
+            "thermal": [{"name": k, "temp_c": v} for k, v in self.temperatures().items()],
+        }
+
+    # --- measurement -----------------------------------------------------------------
+    def _residencies(self) -> tuple[Residency, Residency]:
+        s = self._state
+        if s[CPU_FREQ] is not None:
+            cpu = Residency({int(s[CPU_FREQ]): 1.0}, False)
+        else:
+            cpu = cpu_residency(self.model, s[CPU_GOVERNOR])
+        if s[GPU_FREQ] is not None:
+            gpu = Residency({int(s[GPU_FREQ]): 1.0}, False)
+        else:
+            gpu = gpu_residency(self.model, s[GPU_GOVERNOR])
+        return cpu, gpu
+
+    def truth(self, workload: str, config: Config, inferences: int) -> RunEstimate:
+        """Noiseless result of running ``config`` (the surface strategies are judged on).
+
+        Hardware knobs in ``config`` override the applied state for this call only.
+        """
+        saved = dict(self._state)
+        try:
+            self.apply(config)
+            batch = int(config.get(BATCH_SIZE, 16))
+            instances = int(config.get(CONCURRENCY, 1))
+            self.model.check_memory(workload, batch, instances)
+            cpu, gpu = self._residencies()
+            return run_estimate(self.model, workload, batch, inferences, cpu, gpu, instances)
+        finally:
+            self._state = saved
+
+    def measure(self, workload: str, config: Config, inferences: int = 3200) -> Measurement:
+        """One noisy repeat of ``inferences`` inferences under ``config`` on the applied state.
+
+        Out-of-memory batches come back as infeasible measurements, as on a
+        board where the workload raises; the board's state is what apply() set.
+        """
+        merged = Config({**{k: v for k, v in self._state.items() if v is not None}, **config.to_dict()})
+        try:
+            est = self.truth(workload, merged, inferences)
+        except OutOfMemory as exc:
+            return Measurement.infeasible(config, f"out of memory: {exc}", simulated=True)
+        n = self.noise
+        time_s = est.time_s * (1 + n.time_sd * self.rng.standard_normal())
+        power = est.avg_power_w * (1 + n.power_sd * self.rng.standard_normal())
+        if n.drift:
+            power *= self._drift(est)
+        energy = power * time_s
+        batch = int(merged.get(BATCH_SIZE, 16))
+        n_batches = max(1, math.ceil(inferences / batch))
+        lat = est.batch_s * (time_s / est.time_s) * np.exp(n.batch_sd * self.rng.standard_normal(min(n_batches, 512)))
+        p50, p95 = (float(v) for v in np.percentile(lat, [50, 95]))
+        scale = energy / est.energy_j
+        rails = {"total": energy, "cpu": est.cpu_power_w * est.time_s * scale,
+                 "gpu": est.gpu_power_w * est.time_s * scale}
+        return Measurement(
+            config=config, simulated=True, energy_j=energy, time_s=time_s, inferences=inferences,
+            rail_energy_j=rails, batch_latency_p50_s=p50, batch_latency_p95_s=p95,
+            temperatures_c=self.temperatures(),
+            residency={"cpu": {str(k): v for k, v in est.cpu_residency.items()},
+                       "gpu": {str(k): v for k, v in est.gpu_residency.items()}},
+            idle_power_w=self.model.idle_power(),
+        )
+
+    def _drift(self, est: RunEstimate) -> float:
+        """Heat the die towards its steady state for this power; leakage follows."""
+        target = 30.0 + 4.0 * est.avg_power_w
+        tau = 120.0
+        self._temp_c = target + (self._temp_c - target) * math.exp(-est.time_s / tau)
+        leak_share = 0.15
+        return 1.0 + leak_share * 0.01 * (self._temp_c - 40.0)

@@ -1,0 +1,227 @@
+"""The simulator's device and workload models: power and batch latency from clocks.
+
+Power (per board, shared by all workloads):
+
+    V(f)    = v_min + (1 - v_min) * max(0, (f - f_knee) / (f_max - f_knee)) ** v_exp   (relative to V at f_max)
+    P_cpu   = cpu_leak * V + cpu_dyn * V² * f/f_max              one busy core (the Python inference thread;
+                                                                  it also spins while the GPU works)
+    P_gpu   = gpu_leak * V + gpu_dyn * V² * f/f_max * (idle + (1 - idle) * u)    u: GPU busy fraction
+    P       = base + P_cpu + P_gpu + mem * a                      mem: DRAM traffic, a: work rate relative
+                                                                  to the GPU at f_max (traffic follows throughput)
+
+Batch latency (per board × workload), CPU work then GPU work, as in a
+synchronous PyTorch loop; ``io_batch`` is per-batch time that no clock
+speeds up (moving the batch in and out, Python bookkeeping), the reason larger
+batches cost less energy per inference at every clock setting:
+
+    t_cpu   = (cpu_batch + b * cpu_item) * (fc_max / fc) ** cpu_exp + io_batch
+    t_gpu   = gpu_batch * fg_max / fg + b * smoothmax(gpu_item * fg_max / fg, mem_item)
+
+The smooth maximum makes latency plateau at high GPU frequency where the
+memory floor ``mem_item`` is large (Nano, Xavier) and not where it is small
+(Orin). Energy per batch is P × t with u = t_gpu / (t_cpu + t_gpu).
+
+Parameters come from ``calibration.json`` (fitted by ``tuner/sim/calibrate.py``
+to the published measurements listed in :mod:`tuner.sim.targets`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, dataclass, fields
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from tuner.errors import EdgetuneError
+from tuner.sim.profiles import BoardProfile, get_profile
+
+SMOOTHMAX_P = 4.0
+GIB = 1024 ** 3
+
+
+def volts(f: float, f_min: float, f_max: float, v_min: float, knee: float, v_exp: float) -> float:
+    """Relative voltage (1.0 at f_max): flat up to the knee, then rising."""
+    f_knee = f_min + knee * (f_max - f_min)
+    if f <= f_knee or f_max <= f_knee:
+        return v_min
+    return v_min + (1.0 - v_min) * ((f - f_knee) / (f_max - f_knee)) ** v_exp
+
+
+def smoothmax(a: float, b: float, p: float = SMOOTHMAX_P) -> float:
+    return (a ** p + b ** p) ** (1.0 / p)
+
+
+@dataclass(frozen=True)
+class PowerParams:
+    base_w: float
+    cpu_dyn_w: float
+    cpu_leak_w: float
+    cpu_v_min: float
+    cpu_knee: float
+    cpu_v_exp: float
+    gpu_dyn_w: float
+    gpu_leak_w: float
+    gpu_idle: float
+    gpu_v_min: float
+    gpu_knee: float
+    gpu_v_exp: float
+    mem_w: float
+    cpu_exp: float  # how CPU-side time scales with CPU clock (memory-bound code < 1)
+    dvfs_overhead: float  # extra power of governor-driven clocks: DVFS raises voltage ahead of frequency
+    dvfs_cpu_max_share: float  # default governors' residency at the top CPU step (Dutt 2023 profiling)
+    dvfs_gpu_max_share: float  # ... and at the top GPU step
+    usable_mem_gib: float  # memory left for a model after OS and CUDA context
+    contention: float = 0.45  # GPU serialisation between concurrent instances (0: perfect overlap, 1: none)
+
+
+@dataclass(frozen=True)
+class WorkloadParams:
+    io_batch_s: float
+    cpu_batch_s: float
+    cpu_item_s: float
+    gpu_batch_s: float
+    gpu_item_s: float
+    mem_item_s: float
+    weights_gib: float
+    act_item_gib: float
+
+
+@dataclass(frozen=True)
+class Point:
+    """One steady-state operating point: per-batch time and average power."""
+
+    t_cpu_s: float
+    t_gpu_s: float
+    power_w: float
+    cpu_power_w: float
+    gpu_power_w: float
+    mem_power_w: float
+    gpu_util: float
+
+    @property
+    def batch_s(self) -> float:
+        return self.t_cpu_s + self.t_gpu_s
+
+
+class OutOfMemory(EdgetuneError):
+    """The batch (or the number of concurrent instances) does not fit in memory."""
+
+
+class DeviceModel:
+    """Power/latency of one board profile running one of its calibrated workloads."""
+
+    def __init__(self, profile: BoardProfile, power: PowerParams, workloads: dict[str, WorkloadParams],
+                 source: str) -> None:
+        self.profile = profile
+        self.power = power
+        self.workloads = workloads
+        self.source = source  # "calibrated" or "extrapolated from <profile>"
+
+    def workload(self, name: str) -> WorkloadParams:
+        try:
+            return self.workloads[name]
+        except KeyError:
+            raise EdgetuneError(f"no simulated model of workload {name!r}; "
+                                f"simulated workloads: {', '.join(sorted(self.workloads))}") from None
+
+    # --- power ---------------------------------------------------------------------
+    def cpu_power(self, fc: float) -> float:
+        p, prof = self.power, self.profile
+        v = volts(fc, prof.cpu_khz[0], prof.cpu_khz[-1], p.cpu_v_min, p.cpu_knee, p.cpu_v_exp)
+        return p.cpu_leak_w * v + p.cpu_dyn_w * v * v * fc / prof.cpu_khz[-1]
+
+    def gpu_power(self, fg: float, util: float) -> float:
+        p, prof = self.power, self.profile
+        v = volts(fg, prof.gpu_hz[0], prof.gpu_hz[-1], p.gpu_v_min, p.gpu_knee, p.gpu_v_exp)
+        return p.gpu_leak_w * v + p.gpu_dyn_w * v * v * fg / prof.gpu_hz[-1] * (p.gpu_idle + (1 - p.gpu_idle) * util)
+
+    def idle_power(self) -> float:
+        """Board power with nothing running, clocks at their floor (the idle baseline)."""
+        prof = self.profile
+        return self.power.base_w + 0.15 * self.cpu_power(prof.cpu_khz[0]) + self.gpu_power(prof.gpu_hz[0], 0.0) * 0.3
+
+    # --- latency -------------------------------------------------------------------
+    def times(self, w: WorkloadParams, fc: float, fg: float, batch: int) -> tuple[float, float]:
+        prof, p = self.profile, self.power
+        t_cpu = (w.cpu_batch_s + batch * w.cpu_item_s) * (prof.cpu_khz[-1] / fc) ** p.cpu_exp + w.io_batch_s
+        gscale = prof.gpu_hz[-1] / fg
+        t_gpu = w.gpu_batch_s * gscale + batch * smoothmax(w.gpu_item_s * gscale, w.mem_item_s)
+        return t_cpu, t_gpu
+
+    def memory_gib(self, w: WorkloadParams, batch: int, instances: int = 1) -> float:
+        return instances * (w.weights_gib + batch * w.act_item_gib)
+
+    def check_memory(self, workload: str, batch: int, instances: int = 1) -> None:
+        need = self.memory_gib(self.workload(workload), batch, instances)
+        if need > self.power.usable_mem_gib:
+            raise OutOfMemory(f"{workload} batch {batch} x{instances} needs {need:.2f} GiB; "
+                              f"{self.profile.name} has {self.power.usable_mem_gib:.2f} GiB for models")
+
+    def concurrency_gain(self, instances: int) -> float:
+        """Aggregate throughput of N concurrent instances over one (Subedi et al.:
+        1.3-1.9x on a Nano, 1.7-2.7x on a TX2 with PyTorch)."""
+        return instances / (1.0 + (instances - 1) * self.power.contention)
+
+    def point(self, workload: str, fc: float, fg: float, batch: int, instances: int = 1) -> Point:
+        """Steady state of ``instances`` copies each running batches of ``batch``.
+
+        With several instances the batch time is that of each instance (they
+        share the GPU), so aggregate throughput is instances / batch time.
+        """
+        w = self.workload(workload)
+        t_cpu, t_gpu = self.times(w, fc, fg, batch)
+        _, t_gpu_top = self.times(w, self.profile.cpu_khz[-1], self.profile.gpu_hz[-1], batch)
+        u = t_gpu / (t_cpu + t_gpu)
+        activity = t_gpu_top / (t_cpu + t_gpu)
+        pc = self.cpu_power(fc)
+        if instances > 1:
+            gain = self.concurrency_gain(instances)
+            stretch = instances / gain
+            t_cpu, t_gpu = t_cpu * stretch, t_gpu * stretch
+            u = min(0.98, u * gain)
+            activity = min(1.0, activity * gain)
+            pc *= min(instances, self.profile.ncpus)
+        pg = self.gpu_power(fg, u)
+        pm = self.power.mem_w * activity
+        return Point(t_cpu, t_gpu, self.power.base_w + pc + pg + pm, pc, pg, pm, u)
+
+    def max_concurrency(self, workload: str, batch: int) -> int:
+        w = self.workload(workload)
+        return max(0, int(self.power.usable_mem_gib // (w.weights_gib + batch * w.act_item_gib)))
+
+
+# --- calibration table -------------------------------------------------------------
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is MISSING}
+    missing = required - set(data)
+    if missing:
+        raise EdgetuneError(f"calibration entry lacks {sorted(missing)}")
+    return cls(**{k: float(v) for k, v in data.items() if k in names})
+
+
+@lru_cache(maxsize=1)
+def calibration_table() -> dict[str, Any]:
+    text = resources.files("tuner.sim").joinpath("calibration.json").read_text()
+    return json.loads(text)
+
+
+def model_from_table(table: dict[str, Any], profile_name: str) -> DeviceModel:
+    profile = get_profile(profile_name)
+    entry = table["boards"].get(profile.name)
+    if entry is None:
+        raise EdgetuneError(f"no simulator model for {profile.name}")
+    power = _from_dict(PowerParams, entry["power"])
+    workloads = {name: _from_dict(WorkloadParams, wp) for name, wp in entry["workloads"].items()}
+    return DeviceModel(profile, power, workloads, entry.get("source", "calibrated"))
+
+
+def device_model(profile_name: str) -> DeviceModel:
+    return model_from_table(calibration_table(), profile_name)
+
+
+def nearest(values: tuple[int, ...], target: float) -> int:
+    return min(values, key=lambda v: abs(v - target))
+
