@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tuner.config import Config, Knob
+from tuner.errors import ConfigError
 
 #: Rail roles (DESIGN §4). ``total`` is the module input and already contains
 #: every other rail; ``cpu_gpu_cv`` is CPU+GPU+CV together and is not "cpu".
@@ -90,3 +91,16 @@ class Board(Protocol):
     def describe(self) -> dict[str, Any]:
         """The ``probe`` JSON document for this board."""
         ...
+
+
+def validate_hardware(config: Config, knobs: list[Knob], where: str) -> Config:
+    """The hardware part of ``config``, each value checked against the board's
+    own knob domains, before anything is written; ``where`` names the board in
+    the error."""
+    hw = config.hardware()
+    by_name = {k.name: k for k in knobs}
+    for name, value in hw.items():
+        if name not in by_name:
+            raise ConfigError(f"{name} cannot be set on {where}")
+        by_name[name].validate(value)
+    return hw

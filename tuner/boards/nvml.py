@@ -15,9 +15,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tuner.boards.base import ENERGY, POWER, BoardInfo, Channel
+from tuner.boards.base import ENERGY, POWER, BoardInfo, Channel, validate_hardware
 from tuner.config import GPU_FREQ, Config, Knob
-from tuner.errors import BoardNotFound, ConfigError, HardwareError
+from tuner.errors import BoardNotFound, HardwareError
 from tuner.journal import Journal
 
 
@@ -91,15 +91,10 @@ class NvmlBoard:
         return [Knob(GPU_FREQ, tuple(c * 1_000_000 for c in self._graphics_clocks_mhz()), "Hz")]
 
     def apply(self, config: Config) -> None:
-        hw = config.hardware()
+        hint = "" if self.allow_clock_control else " (clock control is off: pass --allow-clock-control)"
+        hw = validate_hardware(config, self.knobs(), f"this NVIDIA GPU{hint}")
         if not hw:
             return
-        knobs = {k.name: k for k in self.knobs()}
-        for name, value in hw.items():
-            if name not in knobs:
-                hint = " (clock control is off: pass --allow-clock-control)" if name == GPU_FREQ else ""
-                raise ConfigError(f"{name} cannot be set on this NVIDIA GPU{hint}")
-            knobs[name].validate(value)
         mhz = int(hw[GPU_FREQ]) // 1_000_000
         self.journal.record(f"nvml:{self.index}:locked_clocks", "reset")
         try:

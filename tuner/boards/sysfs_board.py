@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.boards.base import BoardInfo, PowerSource
+from tuner.boards.base import BoardInfo, PowerSource, validate_hardware
 from tuner.boards.cpufreq import CpuFreq
 from tuner.boards.devfreq import GpuControl
 from tuner.boards.emc import EmcControl
 from tuner.boards.thermal import Thermal
-from tuner.config import (
-    CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ, GPU_GOVERNOR, HARDWARE_KNOBS, Config, Knob,
-)
-from tuner.errors import ConfigError
+from tuner.config import CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ, GPU_GOVERNOR, Config, Knob
 from tuner.sysfs import Sysfs, Write, apply_plan
 
 
@@ -55,13 +52,7 @@ class SysfsBoard:
     def validate(self, config: Config) -> Config:
         """The hardware part of ``config``, every value checked against the
         device's own lists; raises before anything is written."""
-        hw = config.hardware()
-        knobs = {k.name: k for k in self.knobs()}
-        for name, value in hw.items():
-            if name not in knobs:
-                raise ConfigError(f"{name} cannot be set on this board ({self.info.profile or self.info.kind})")
-            knobs[name].validate(value)
-        return hw
+        return validate_hardware(config, self.knobs(), f"this board ({self.info.profile or self.info.kind})")
 
     # --- apply -------------------------------------------------------------------
     def plan(self, config: Config) -> list[Write]:
@@ -164,5 +155,3 @@ class SysfsBoard:
 def _int_or_none(text: str | None) -> int | None:
     return int(text) if text is not None and text.strip().isdigit() else None
 
-
-__all__ = ["SysfsBoard", "HARDWARE_KNOBS"]

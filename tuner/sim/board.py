@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from tuner.boards.base import BoardInfo
+from tuner.boards.base import BoardInfo, validate_hardware
 from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, GPU_FREQ, GPU_GOVERNOR,
                           Config, Knob)
-from tuner.errors import ConfigError
 from tuner.measurement import Measurement
 from tuner.sim.governors import (DEFAULT_CPU_GOVERNOR, DEFAULT_GPU_GOVERNOR, Residency, RunEstimate,
                                  cpu_residency, gpu_residency, run_estimate)
@@ -78,12 +77,7 @@ class SimBoard:
         ]
 
     def apply(self, config: Config) -> None:
-        hw = config.hardware()
-        knobs = {k.name: k for k in self.knobs()}
-        for name, value in hw.items():
-            if name not in knobs:
-                raise ConfigError(f"{name} cannot be set on {self.profile.name} (simulated)")
-            knobs[name].validate(value)
+        hw = validate_hardware(config, self.knobs(), f"{self.profile.name} (simulated)")
         self._state.update(hw.to_dict())
 
     def current(self) -> Config:

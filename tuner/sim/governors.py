@@ -50,30 +50,27 @@ def _load_driven(freqs: tuple[int, ...], top_share: float) -> dict[int, float]:
     return shares
 
 
-def cpu_residency(model: DeviceModel, governor: str, setspeed: int | None = None) -> Residency:
-    freqs = model.profile.cpu_khz
+def _residency(freqs: tuple[int, ...], governor: str, load_driven: dict[str, float], top_share: float,
+               setspeed: int | None, what: str) -> Residency:
     if governor == "performance":
         return Residency({freqs[-1]: 1.0}, False)
     if governor == "powersave":
         return Residency({freqs[0]: 1.0}, False)
     if governor == "userspace":
         return Residency({setspeed or freqs[-1]: 1.0}, False)
-    if governor not in _CPU_GOVERNORS:
-        raise EdgetuneError(f"no emulation of CPU governor {governor!r}")
-    return Residency(_load_driven(freqs, model.power.dvfs_cpu_max_share + _CPU_GOVERNORS[governor]), True)
+    if governor not in load_driven:
+        raise EdgetuneError(f"no emulation of {what} governor {governor!r}")
+    return Residency(_load_driven(freqs, top_share + load_driven[governor]), True)
+
+
+def cpu_residency(model: DeviceModel, governor: str, setspeed: int | None = None) -> Residency:
+    return _residency(model.profile.cpu_khz, governor, _CPU_GOVERNORS, model.power.dvfs_cpu_max_share,
+                      setspeed, "CPU")
 
 
 def gpu_residency(model: DeviceModel, governor: str, setspeed: int | None = None) -> Residency:
-    freqs = model.profile.gpu_hz
-    if governor == "performance":
-        return Residency({freqs[-1]: 1.0}, False)
-    if governor == "powersave":
-        return Residency({freqs[0]: 1.0}, False)
-    if governor == "userspace":
-        return Residency({setspeed or freqs[-1]: 1.0}, False)
-    if governor not in _GPU_GOVERNORS:
-        raise EdgetuneError(f"no emulation of GPU governor {governor!r}")
-    return Residency(_load_driven(freqs, model.power.dvfs_gpu_max_share + _GPU_GOVERNORS[governor]), True)
+    return _residency(model.profile.gpu_hz, governor, _GPU_GOVERNORS, model.power.dvfs_gpu_max_share,
+                      setspeed, "GPU")
 
 
 @dataclass(frozen=True)

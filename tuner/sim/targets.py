@@ -170,7 +170,7 @@ def cross_results(models: dict[str, DeviceModel]) -> list[Result]:
             if a in e and c in e:
                 r = e[a] / e[c]
                 out.append(Result("across", wl, f"{label} under DVFS, batch {batch} (ratio)", f"{lo:g}-{hi:g}",
-                                  round(r, 2), "range", lo <= r <= hi, _band(r, lo, hi, lo)))
+                                  round(r, 2), "range", lo <= r <= hi, _band(r, lo, hi, (hi - lo) / 4)))
     return out
 
 
