@@ -12,6 +12,11 @@ the fixed Nano, with every workload but AlexNet anchored to the Nano's energy
 (see :func:`anchor`) and AlexNet's ratio as a target. Boards without published measurements are extrapolated
 from their nearest calibrated sibling by spec ratios and labelled so.
 scipy is needed only here, not at run time.
+
+The committed ``calibration.json`` came from runs of this fit warm-started
+from each other (``--start``) while the residual weights were tuned; a fresh
+run from the priors lands in a nearby but not identical optimum. Whatever it
+writes, ``edgetune sim validate`` is the judge.
 """
 
 from __future__ import annotations
