@@ -35,6 +35,7 @@ from tuner.boards.jetson import EMULATION_MARKER
 from tuner.errors import EdgetuneError
 from tuner.sim.governors import PINNED, cpu_residency, gpu_residency
 from tuner.sim.model import DeviceModel, device_model
+from tuner.sim.tree import replace_file
 from tuner.sysfs import Sysfs
 
 ACTIVITY = "/run/edgetune-sim/activity.json"
@@ -48,13 +49,6 @@ def write_record(path: Path, value: int) -> None:
         os.pwrite(fd, f"{value}".ljust(RECORD - 1).encode() + b"\n", 0)
     finally:
         os.close(fd)
-
-
-def _put(path: Path, value: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{value}\n")
-    os.chmod(tmp, 0o444)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -126,7 +120,7 @@ class LiveSimulator:
             lo, hi = fs.read_int(p.file("scaling_min_freq")), fs.read_int(p.file("scaling_max_freq"))
             sp = fs.try_read(p.file("scaling_setspeed"))
             fc = self._freq(gov, lo, hi, p.frequencies_khz, int(sp) if sp and sp.isdigit() else None, "cpu")
-            _put(fs.path(p.file("scaling_cur_freq")), fc)
+            replace_file(fs.path(p.file("scaling_cur_freq")), fc)
             if i == 0:
                 fc_out = fc
         fg_out = self.model.profile.gpu_hz[-1]
@@ -135,7 +129,7 @@ class LiveSimulator:
             gov = fs.read(g.file("governor"))
             lo, hi = fs.read_int(g.file("min_freq")), fs.read_int(g.file("max_freq"))
             fg_out = self._freq(gov, lo, hi, g.frequencies_hz, None, "gpu")
-            _put(fs.path(g.file("cur_freq")), fg_out)
+            replace_file(fs.path(g.file("cur_freq")), fg_out)
         return fc_out, fg_out
 
     # --- the board's part ----------------------------------------------------------

@@ -220,8 +220,3 @@ def model_from_table(table: dict[str, Any], profile_name: str) -> DeviceModel:
 
 def device_model(profile_name: str) -> DeviceModel:
     return model_from_table(calibration_table(), profile_name)
-
-
-def nearest(values: tuple[int, ...], target: float) -> int:
-    return min(values, key=lambda v: abs(v - target))
-

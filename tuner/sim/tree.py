@@ -201,7 +201,7 @@ def _thermal(w: _Writer, p: BoardProfile) -> None:
 
 # --- the kernel's part -----------------------------------------------------------
 
-def _put(path: Path, value: object) -> None:
+def replace_file(path: Path, value: object) -> None:
     """Replace a read-only derived file atomically (a reader never sees it empty)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{value}\n")
@@ -240,7 +240,7 @@ def settle(root: str | os.PathLike[str]) -> None:
         cur = _read_int(pol / "scaling_cur_freq")
         if lo is None or hi is None or cur is None:
             continue
-        _put(pol / "scaling_cur_freq", _target(gov, lo, hi, _read_int(pol / "scaling_setspeed"), cur))
+        replace_file(pol / "scaling_cur_freq", _target(gov, lo, hi, _read_int(pol / "scaling_setspeed"), cur))
     for link in sorted((root / "sys/class/devfreq").glob("*")):
         df = link.resolve()
         if not (df / "cur_freq").exists():
@@ -250,6 +250,6 @@ def settle(root: str | os.PathLike[str]) -> None:
         if lo is None or hi is None or cur is None:
             continue
         target = _target(gov, lo, hi, None, cur)
-        _put(df / "cur_freq", target)
+        replace_file(df / "cur_freq", target)
         if (df / "target_freq").exists():
-            _put(df / "target_freq", target)
+            replace_file(df / "target_freq", target)
