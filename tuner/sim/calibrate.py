@@ -138,13 +138,13 @@ def anchor(m: DeviceModel, nano: DeviceModel, keep: tuple[str, ...] = ("alexnet"
     meets its ratio through the other parameters.
     """
     from tuner.sim.governors import governed
-    from tuner.sim.targets import N_INF
+    from tuner.sim.targets import N_INF, cross_batch
 
     wls = dict(m.workloads)
     for wl in WORKLOADS:
         if wl in keep:
             continue
-        batch = 8 if wl == "mobilenet_v2" else 16
+        batch = cross_batch(wl)
         k = governed(nano, wl, batch, N_INF).energy_j / ANCHOR_RATIO / governed(m, wl, batch, N_INF).energy_j
         wls[wl] = replace(wls[wl], **{n: getattr(wls[wl], n) * k for n in TIME_PARAMS})
     return DeviceModel(m.profile, m.power, wls, m.source)

@@ -35,7 +35,7 @@ from tuner.boards.jetson import EMULATION_MARKER
 from tuner.errors import EdgetuneError
 from tuner.sim.governors import PINNED, cpu_residency, gpu_residency
 from tuner.sim.model import DeviceModel, device_model
-from tuner.sim.tree import replace_file
+from tuner.sim.tree import kernel_freq, replace_file
 from tuner.sysfs import Sysfs
 
 ACTIVITY = "/run/edgetune-sim/activity.json"
@@ -105,8 +105,7 @@ class LiveSimulator:
     def _freq(self, governor: str, lo: int, hi: int, table: tuple[int, ...], setspeed: int | None,
               kind: str) -> int:
         if governor in PINNED or lo == hi:
-            res_target = {"performance": hi, "powersave": lo}.get(governor, setspeed if setspeed else hi)
-            return min(max(int(res_target), lo), hi)
+            return kernel_freq(governor, lo, hi, setspeed, hi)
         res = (cpu_residency if kind == "cpu" else gpu_residency)(self.model, governor)
         freqs = [f for f in res.shares if lo <= f <= hi] or [min(max(table[-1], lo), hi)]
         weights = np.array([res.shares.get(f, 0.0) for f in freqs]) + 1e-12

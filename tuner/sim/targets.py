@@ -9,7 +9,6 @@ result, and the calibration fit minimises the misses.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +40,12 @@ def topology_batch(board: str, workload: str) -> int:
     return 8 if (board == "jetson-nano" and workload == "mobilenet_v2") else 16
 
 
+def cross_batch(workload: str) -> int:
+    """Batch size of the cross-board comparison: the same on every board, so
+    MobileNet-V2 runs at the Nano's batch 8 everywhere."""
+    return 8 if workload == "mobilenet_v2" else 16
+
+
 @dataclass
 class Result:
     board: str
@@ -70,12 +75,6 @@ def grid(m: DeviceModel, workload: str, batch: int) -> dict[tuple[int, int], tup
             r = pinned(m, workload, batch, N_INF, fc, fg)
             out[(fc, fg)] = (r.energy_j, r.time_s)
     return out
-
-
-def grid_minimum(m: DeviceModel, workload: str, batch: int) -> tuple[int, int, float, float]:
-    """(cpu_khz, gpu_hz, energy_j, time_s) of the full-sweep energy minimum."""
-    (fc, fg), (e, t) = min(grid(m, workload, batch).items(), key=lambda kv: kv[1][0])
-    return fc, fg, e, t
 
 
 def _sweep(m: DeviceModel, workload: str, batch: int, fcs, fgs) -> tuple[float, float]:
@@ -164,7 +163,7 @@ def cross_results(models: dict[str, DeviceModel]) -> list[Result]:
              ("jetson-nano", "jetson-orin-nx", 2.0, 5.0, "Nano / Orin NX energy"),
              ("jetson-orin-nx", "jetson-xavier-nx", 0.67, 1.5, "Orin NX / Xavier NX energy (similar)"))
     for wl in WORKLOADS:
-        batch = 8 if wl == "mobilenet_v2" else 16
+        batch = cross_batch(wl)
         e = {b: governed(models[b], wl, batch, N_INF).energy_j for b in CALIBRATED if b in models}
         for a, c, lo, hi, label in pairs:
             if a in e and c in e:
@@ -182,5 +181,3 @@ def evaluate(models: dict[str, DeviceModel]) -> list[Result]:
     out += cross_results(models)
     return out
 
-
-Evaluator = Callable[[dict[str, DeviceModel]], list[Result]]

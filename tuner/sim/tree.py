@@ -209,7 +209,9 @@ def replace_file(path: Path, value: object) -> None:
     os.replace(tmp, path)
 
 
-def _target(governor: str, lo: int, hi: int, setspeed: int | None, current: int) -> int:
+def kernel_freq(governor: str, lo: int, hi: int, setspeed: int | None, current: int) -> int:
+    """The frequency the kernel runs at for a governor inside [lo, hi]; a
+    load-driven governor keeps ``current`` unless the window excludes it."""
     if governor == "performance":
         return hi
     if governor == "powersave":
@@ -240,7 +242,7 @@ def settle(root: str | os.PathLike[str]) -> None:
         cur = _read_int(pol / "scaling_cur_freq")
         if lo is None or hi is None or cur is None:
             continue
-        replace_file(pol / "scaling_cur_freq", _target(gov, lo, hi, _read_int(pol / "scaling_setspeed"), cur))
+        replace_file(pol / "scaling_cur_freq", kernel_freq(gov, lo, hi, _read_int(pol / "scaling_setspeed"), cur))
     for link in sorted((root / "sys/class/devfreq").glob("*")):
         df = link.resolve()
         if not (df / "cur_freq").exists():
@@ -249,7 +251,7 @@ def settle(root: str | os.PathLike[str]) -> None:
         lo, hi, cur = _read_int(df / "min_freq"), _read_int(df / "max_freq"), _read_int(df / "cur_freq")
         if lo is None or hi is None or cur is None:
             continue
-        target = _target(gov, lo, hi, None, cur)
+        target = kernel_freq(gov, lo, hi, None, cur)
         replace_file(df / "cur_freq", target)
         if (df / "target_freq").exists():
             replace_file(df / "target_freq", target)
