@@ -87,10 +87,6 @@ class RunEstimate:
     cpu_power_w: float
     gpu_power_w: float
 
-    @property
-    def energy_per_inference_j(self) -> float:
-        return self.energy_j / self.inferences if self.inferences else 0.0
-
 
 def run_estimate(model: DeviceModel, workload: str, batch: int, inferences: int,
                  cpu: Residency, gpu: Residency, instances: int = 1) -> RunEstimate:
