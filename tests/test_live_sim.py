@@ -72,7 +72,7 @@ def test_live_workload_rejects_unknown_workload_and_oom(nano):
         LiveSimWorkload("vgg19", nano)
     wl = LiveSimWorkload("mobilenet_v2", nano)
     with pytest.raises(OutOfMemory):
-        wl.setup(batch_size=64)
+        wl.setup(Config({"batch_size": 64}))
 
 
 def test_sim_run_command_animates_the_tree_and_stops_on_sigterm(nano):

@@ -14,6 +14,10 @@ from typing import Any
 
 from tuner.config import Config
 
+#: Failure reasons that start with this are memory failures: a larger batch or
+#: more instances fail too, whatever the clocks (strategies prune them).
+OOM_PREFIX = "out of memory"
+
 
 def percentile(values: list[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100) of a non-empty list."""
@@ -54,6 +58,10 @@ class Measurement:
     energy_spread: float = 0.0
     feasible: bool = True
     failure: str | None = None
+
+    @property
+    def memory_failure(self) -> bool:
+        return not self.feasible and (self.failure or "").startswith(OOM_PREFIX)
 
     @property
     def avg_power_w(self) -> float:

@@ -24,3 +24,27 @@ def parse_freq(text: str, native: str) -> int:
         raise EdgetuneError(f"unknown frequency unit {m.group(2)!r} in {text!r}; use Hz, kHz, MHz or GHz")
     hz = value * _FREQ_UNITS[unit] if unit else value * _FREQ_UNITS[native.lower()]
     return round(hz / _FREQ_UNITS[native.lower()])
+
+
+_TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0}
+
+
+def parse_duration(text: str) -> float:
+    """``50ms`` -> 0.05 (seconds); a bare number is seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _TIME_UNITS:
+        raise EdgetuneError(f"cannot read duration {text!r}; write e.g. 50ms or 0.05s")
+    return float(m.group(1)) * _TIME_UNITS[m.group(2).lower()]
+
+
+def parse_list(text: str | None, parse, what: str) -> tuple | None:
+    """A comma-separated list (``8,16,32``) parsed item by item; None stays None."""
+    if text is None:
+        return None
+    items = [t for t in text.split(",") if t.strip()]
+    if not items:
+        raise EdgetuneError(f"{what}: empty list")
+    try:
+        return tuple(parse(t.strip()) for t in items)
+    except ValueError:
+        raise EdgetuneError(f"{what}: cannot read {text!r} (write e.g. 8,16,32)") from None

@@ -104,3 +104,22 @@ def validate_hardware(config: Config, knobs: list[Knob], where: str) -> Config:
             raise ConfigError(f"{name} cannot be set on {where}")
         by_name[name].validate(value)
     return hw
+
+
+@runtime_checkable
+class AnalyticBoard(Protocol):
+    """A board whose measurements are computed, not sampled: the simulated
+    board and the replay of a recorded sweep. The runner asks it for a
+    measurement instead of running a workload under a sampler."""
+
+    info: BoardInfo
+
+    def workload_knobs(self, workload: str) -> list[Knob]: ...
+
+    def measure(self, workload: str, config: Config, inferences: int) -> Any:
+        """One noisy repeat (a Measurement)."""
+        ...
+
+    def expected(self, workload: str, config: Config, inferences: int) -> Any:
+        """The noiseless Measurement: the truth strategy benchmarks are judged on."""
+        ...

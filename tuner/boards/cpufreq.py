@@ -119,6 +119,16 @@ class CpuFreq:
     def plan_governor(self, governor: str) -> list[Write]:
         return [(p.file("scaling_governor"), governor) for p in self.policies]
 
+    def plan_release(self) -> list[Write]:
+        """Open every policy's window to its full table, so the governor has every step again."""
+        writes: list[Write] = []
+        for p in self.policies:
+            f = p.frequencies_khz
+            if not f:  # no table (e.g. intel_pstate): the window was never narrowed by us
+                continue
+            writes += plan_min_max(self.fs, p.file("scaling_min_freq"), p.file("scaling_max_freq"), f[0], f[-1])
+        return writes
+
     def plan_pin(self, freq_khz: int, governor_after: str | None = None) -> list[Write]:
         writes: list[Write] = []
         for p in self.policies:

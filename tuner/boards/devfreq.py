@@ -76,6 +76,11 @@ class GpuControl:
     def plan_governor(self, governor: str) -> list[Write]:
         return [(self.gpu.file("governor"), governor)]
 
+    def plan_release(self) -> list[Write]:
+        """Open the [min, max] window to the full table, so the governor has every step again."""
+        f = self.gpu.frequencies_hz
+        return plan_min_max(self.fs, self.gpu.file("min_freq"), self.gpu.file("max_freq"), f[0], f[-1])
+
     def plan_pin(self, freq_hz: int) -> list[Write]:
         if freq_hz not in self.gpu.frequencies_hz:
             raise ConfigError(f"gpu_freq_hz={freq_hz} is not one of the GPU's available frequencies")

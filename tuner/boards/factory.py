@@ -1,7 +1,7 @@
 """Turn a ``--board`` spec and ``--root`` into a Board.
 
 Specs: ``auto`` (default: a Jetson at ROOT), ``jetson``, ``linux``,
-``nvml[:INDEX]``, ``sim:PROFILE``. On a machine that is not a Jetson, auto
+``nvml[:INDEX]``, ``sim:PROFILE``, ``replay:RUN_DIR`` (a recorded sweep). On a machine that is not a Jetson, auto
 fails with a message that names ``--board sim:<profile>``.
 """
 
@@ -31,6 +31,10 @@ def open_board(spec: str | None = None, root: str | Path = "/", *, allow_clock_c
         from tuner.sim.board import SimBoard
 
         return SimBoard(spec, seed=seed)
+    if spec.startswith("replay:"):
+        from tuner.replay import ReplayBoard
+
+        return ReplayBoard(spec.partition(":")[2], seed=seed)
     if spec in ("auto", "jetson"):
         from tuner.boards.jetson import JetsonBoard
 
@@ -55,4 +59,5 @@ def open_board(spec: str | None = None, root: str | Path = "/", *, allow_clock_c
             raise EdgetuneError(f"bad board spec {spec!r}: nvml:INDEX takes a GPU index")
         return NvmlBoard(int(index_text), allow_clock_control=allow_clock_control,
                          state_dir=Path(root) / "var/lib/edgetune")
-    raise EdgetuneError(f"unknown board {spec!r}; use auto, jetson, linux, nvml[:INDEX] or sim:<profile>")
+    raise EdgetuneError(f"unknown board {spec!r}; use auto, jetson, linux, nvml[:INDEX], sim:<profile> "
+                         "or replay:<run dir>")

@@ -63,13 +63,19 @@ class SysfsBoard:
             up, down = self.cpu.plan_cores(int(hw[CPU_CORES]))
         writes = list(up)
         cpu_gov = hw.get(CPU_GOVERNOR)
+        # A governor without a frequency means "that governor over the full
+        # range": a window left pinned by an earlier config is opened again.
         if cpu_gov is not None:
             writes += self.cpu.plan_governor(str(cpu_gov))
+            if CPU_FREQ not in hw:
+                writes += self.cpu.plan_release()
         if CPU_FREQ in hw:
             writes += self.cpu.plan_pin(int(hw[CPU_FREQ]), str(cpu_gov) if cpu_gov else None)
         if self.gpu is not None:
             if GPU_GOVERNOR in hw:
                 writes += self.gpu.plan_governor(str(hw[GPU_GOVERNOR]))
+                if GPU_FREQ not in hw:
+                    writes += self.gpu.plan_release()
             if GPU_FREQ in hw:
                 writes += self.gpu.plan_pin(int(hw[GPU_FREQ]))
         if self.emc is not None and EMC_FREQ in hw:

@@ -173,6 +173,158 @@ def apply(
     typer.echo(f"applied {config.to_json()}; undo with: edgetune restore --root {root}")
 
 
+BoardOpt = typer.Option("auto", "--board", help="auto (a Jetson at --root), jetson, linux, sim:PROFILE "
+                        "(e.g. sim:jetson-nano, analytic simulation) or replay:RUN_DIR (a recorded sweep).")
+WorkloadOpt = typer.Option(..., "--workload", "-w", help="Workload to tune; on sim: boards and emulated trees one of "
+                           "alexnet, resnet18, mobilenet_v2, yolov4_tiny, bert_tiny, distilbert.")
+BatchOpt = typer.Option(None, "--batch-sizes", help="Batch sizes to search, comma-separated (default 8,16,32,64).")
+CpuFreqsOpt = typer.Option(None, "--cpu-freqs", help="Only these CPU frequencies, e.g. 921.6MHz,1428MHz "
+                           "(default: every step the device lists).")
+GpuFreqsOpt = typer.Option(None, "--gpu-freqs", help="Only these GPU frequencies, e.g. 614.4MHz,921.6MHz "
+                           "(default: every step the device lists).")
+ObjectiveOpt = typer.Option("energy", "--objective", help="energy (per inference), time, edp, ed2p, power, or "
+                            "weighted:W = W*E/E_dvfs + (1-W)*T/T_dvfs.")
+SloOpt = typer.Option(None, "--latency-slo", help="Constraint: p95 batch latency at most this, e.g. 50ms.")
+ThroughputOpt = typer.Option(None, "--min-throughput", help="Constraint: at least this many inferences/s.")
+PowerCapOpt = typer.Option(None, "--power-cap", help="Constraint: average board power at most this many watts.")
+InferencesOpt = typer.Option(3200, "--inferences", help="Inferences per repeat (fixed work; 3,200 as in the "
+                             "reference study).")
+RepeatsOpt = typer.Option(3, "--repeats", help="Repeats per config; more are run (up to twice as many) while they "
+                          "disagree by more than 5 %.")
+TimeoutOpt = typer.Option(None, "--timeout", help="A repeat that runs longer than this is infeasible, e.g. 30s.")
+SeedOpt = typer.Option(0, "--seed", help="Seed of the strategy and of the simulated noise.")
+OutOpt = typer.Option(None, "--out", help="Run directory (store, trials.csv, summary.json, plots). The same "
+                      "command on the same directory resumes and measures nothing twice. Default: under the "
+                      "state directory.")
+TimeScaleOpt = typer.Option(1.0, "--sim-time-scale", help="Emulated trees only: simulated batches run this many "
+                            "times faster than the model says (times and energies shrink alike, comparisons hold).")
+DEFAULT_BATCHES = (8, 16, 32, 64)
+
+
+@app.command()
+def sweep(
+    workload: str = WorkloadOpt,
+    board: str = BoardOpt,
+    root: Path = RootOpt,
+    batch_sizes: Optional[str] = BatchOpt,
+    cpu_freqs: Optional[str] = CpuFreqsOpt,
+    gpu_freqs: Optional[str] = GpuFreqsOpt,
+    objective: str = ObjectiveOpt,
+    latency_slo: Optional[str] = SloOpt,
+    min_throughput: Optional[float] = ThroughputOpt,
+    power_cap: Optional[float] = PowerCapOpt,
+    inferences: int = InferencesOpt,
+    repeats: int = RepeatsOpt,
+    timeout: Optional[str] = TimeoutOpt,
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the heatmap and 3-D surface PNGs."),
+    time_scale: float = TimeScaleOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure every config (CPU x GPU frequency x batch size): the workload's energy topology map.
+
+    Writes the run directory (trials.csv, summary.json, per-batch heatmap and
+    3-D surface PNGs with the minimum and the DVFS level marked) and prints the
+    minimum, its saving over DVFS and its latency cost. Interrupted? Run the
+    same command again: it resumes. The board is restored afterwards."""
+    from tuner.cli.searching import (make_knobs, make_objective, make_policy, render_summary,
+                                     run_search_command)
+
+    doc = run_search_command(
+        kind="sweep", strategy="sweep", budget=None, board=board, root=root, workload=workload,
+        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES),
+        objective=make_objective(objective, latency_slo, min_throughput, power_cap),
+        policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
+        time_scale=time_scale)
+    emit_json(doc) if as_json else render_summary(doc)
+
+
+@app.command()
+def tune(
+    workload: str = WorkloadOpt,
+    strategy: str = typer.Option("bo", "--strategy", "-s", help="bo (Bayesian optimisation), thompson, ogd "
+                                 "(online gradient descent), random, tpe (needs optuna) or sweep."),
+    budget: Optional[str] = typer.Option(None, "--budget", "-n", help="Trials to spend: a count (40) or a share "
+                                         "of the space (10%). Default 10%."),
+    apply_best: bool = typer.Option(False, "--apply", help="Hold the best config afterwards (journalled; undo with "
+                                    "`edgetune restore`)."),
+    board: str = BoardOpt,
+    root: Path = RootOpt,
+    batch_sizes: Optional[str] = BatchOpt,
+    cpu_freqs: Optional[str] = CpuFreqsOpt,
+    gpu_freqs: Optional[str] = GpuFreqsOpt,
+    objective: str = ObjectiveOpt,
+    latency_slo: Optional[str] = SloOpt,
+    min_throughput: Optional[float] = ThroughputOpt,
+    power_cap: Optional[float] = PowerCapOpt,
+    inferences: int = InferencesOpt,
+    repeats: int = RepeatsOpt,
+    timeout: Optional[str] = TimeoutOpt,
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+    time_scale: float = TimeScaleOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search for the best config with a strategy and a budget, and print it with its measured cost.
+
+    The best config is recommended from repeated measurements (the model's
+    estimate for bo/thompson), never from one lucky reading. With --apply it is
+    held afterwards; otherwise the board is restored."""
+    from tuner.cli.searching import (make_knobs, make_objective, make_policy, render_summary,
+                                     run_search_command)
+
+    doc = run_search_command(
+        kind="tune", strategy=strategy, budget=budget, board=board, root=root, workload=workload,
+        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES),
+        objective=make_objective(objective, latency_slo, min_throughput, power_cap),
+        policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
+        plots=False, time_scale=time_scale)
+    emit_json(doc) if as_json else render_summary(doc)
+
+
+@app.command()
+def bench(
+    board: str = typer.Option(..., "--board", help="sim:PROFILE or replay:RUN_DIR (a sweep recorded with "
+                              "`edgetune sweep --out`, on a real board or not)."),
+    workload: str = WorkloadOpt,
+    strategies: str = typer.Option("bo,thompson,ogd,random,tpe", "--strategies", help="Comma-separated "
+                                   "strategies to compare (tpe needs optuna)."),
+    seeds: int = typer.Option(10, "--seeds", help="Independent runs per strategy (noise and strategy seeds)."),
+    budget: float = typer.Option(0.1, "--budget", help="Budget as a share of the space for regret_at_budget."),
+    horizon: float = typer.Option(0.3, "--horizon", help="Give up on reaching 2 % after this share of the space."),
+    batch_sizes: Optional[str] = BatchOpt,
+    objective: str = ObjectiveOpt,
+    latency_slo: Optional[str] = SloOpt,
+    repeats: int = RepeatsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compare strategies on one surface over many seeds, against the true optimum of the full sweep.
+
+    Reports, median and 90th percentile over seeds, the share of the space a
+    strategy measures before its recommendation is within 2 % of the optimum,
+    and its regret after the budget. Re-measurements count as trials."""
+    from tuner.bench import BenchSpec, run_bench
+    from tuner.cli.searching import Progress, make_knobs, make_objective, make_policy, render_bench
+    from tuner.units import parse_list
+
+    if not (board.startswith("sim:") or board.startswith("replay:")):
+        raise EdgetuneError("bench needs a board it can replay many times: --board sim:PROFILE or "
+                            "--board replay:RUN_DIR")
+    names = parse_list(strategies, str, "--strategies") or ()
+    from tuner.strategies import strategy_class
+
+    for name in names:
+        strategy_class(name)
+    default_batches = None if board.startswith("replay:") else DEFAULT_BATCHES  # a replay has what it recorded
+    spec = BenchSpec(board, workload, make_knobs(batch_sizes, None, None, default_batches), tuple(names), seeds,
+                     budget, horizon, make_objective(objective, latency_slo, None, None),
+                     make_policy(3200, repeats, None, None))
+    with Progress("bench", len(names) * seeds) as bar:
+        doc = run_bench(spec, progress=lambda name, seed, total: bar.advance(description=f"bench {name}"))
+    emit_json(doc) if as_json else render_bench(doc)
+
+
 @app.command()
 def restore(root: Path = RootOpt) -> None:
     """Write back every clock and governor value edgetune changed, from its journal.

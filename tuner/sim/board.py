@@ -17,7 +17,7 @@ import numpy as np
 from tuner.boards.base import BoardInfo, validate_hardware
 from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, GPU_FREQ, GPU_GOVERNOR,
                           Config, Knob)
-from tuner.measurement import Measurement
+from tuner.measurement import OOM_PREFIX, Measurement
 from tuner.sim.governors import (DEFAULT_CPU_GOVERNOR, DEFAULT_GPU_GOVERNOR, Residency, RunEstimate,
                                  cpu_residency, gpu_residency, run_estimate)
 from tuner.sim.model import DeviceModel, OutOfMemory, device_model
@@ -77,8 +77,18 @@ class SimBoard:
         ]
 
     def apply(self, config: Config) -> None:
+        """As on a real board: a frequency pins that clock; a governor without a
+        frequency releases the clock to that governor over the full range."""
         hw = validate_hardware(config, self.knobs(), f"{self.profile.name} (simulated)")
         self._state.update(hw.to_dict())
+        if CPU_GOVERNOR in hw and CPU_FREQ not in hw:
+            self._state[CPU_FREQ] = None
+        if GPU_GOVERNOR in hw and GPU_FREQ not in hw:
+            self._state[GPU_FREQ] = None
+
+    def workload_knobs(self, workload: str) -> list[Knob]:
+        """Batch sizes and concurrency levels a simulated workload accepts (fits in memory or not)."""
+        return self.model.workload_knobs(workload)
 
     def current(self) -> Config:
         cpu_res, gpu_res = self._residencies()
@@ -154,20 +164,28 @@ class SimBoard:
         Out-of-memory batches come back as infeasible measurements, as on a
         board where the workload raises; the board's state is what apply() set.
         """
+        return self._measurement(workload, config, inferences, self.noise)
+
+    def expected(self, workload: str, config: Config, inferences: int = 3200) -> Measurement:
+        """The noiseless measurement: the true surface that strategy benchmarks judge against."""
+        return self._measurement(workload, config, inferences, Noise.none())
+
+    def _measurement(self, workload: str, config: Config, inferences: int, n: Noise) -> Measurement:
         merged = Config({**{k: v for k, v in self._state.items() if v is not None}, **config.to_dict()})
         try:
             est = self.truth(workload, merged, inferences)
         except OutOfMemory as exc:
-            return Measurement.infeasible(config, f"out of memory: {exc}", simulated=True)
-        n = self.noise
-        time_s = est.time_s * (1 + n.time_sd * self.rng.standard_normal())
-        power = est.avg_power_w * (1 + n.power_sd * self.rng.standard_normal())
+            return Measurement.infeasible(config, f"{OOM_PREFIX}: {exc}", simulated=True)
+        time_s = est.time_s * (1 + n.time_sd * self.rng.standard_normal()) if n.time_sd else est.time_s
+        power = est.avg_power_w * (1 + n.power_sd * self.rng.standard_normal()) if n.power_sd else est.avg_power_w
         if n.drift:
             power *= self._drift(est)
         energy = power * time_s
         batch = int(merged.get(BATCH_SIZE, 16))
         n_batches = max(1, math.ceil(inferences / batch))
-        lat = est.batch_s * (time_s / est.time_s) * np.exp(n.batch_sd * self.rng.standard_normal(min(n_batches, 512)))
+        lat = est.batch_s * (time_s / est.time_s) * np.ones(min(n_batches, 512))
+        if n.batch_sd:
+            lat = lat * np.exp(n.batch_sd * self.rng.standard_normal(lat.size))
         p50, p95 = (float(v) for v in np.percentile(lat, [50, 95]))
         scale = energy / est.energy_j
         rails = {"total": energy, "cpu": est.cpu_power_w * est.time_s * scale,

@@ -33,8 +33,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from tuner.config import BATCH_SIZE, CONCURRENCY, Knob
 from tuner.errors import EdgetuneError
 from tuner.sim.profiles import BoardProfile, get_profile
+from workloads.base import Infeasible
 
 SMOOTHMAX_P = 4.0
 GIB = 1024 ** 3
@@ -104,8 +106,11 @@ class Point:
         return self.t_cpu_s + self.t_gpu_s
 
 
-class OutOfMemory(EdgetuneError):
+class OutOfMemory(Infeasible):
     """The batch (or the number of concurrent instances) does not fit in memory."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, memory=True)
 
 
 class DeviceModel:
@@ -124,6 +129,12 @@ class DeviceModel:
         except KeyError:
             raise EdgetuneError(f"no simulated model of workload {name!r}; "
                                 f"simulated workloads: {', '.join(sorted(self.workloads))}") from None
+
+    def workload_knobs(self, name: str) -> list[Knob]:
+        """Batch sizes and concurrency levels a simulated workload accepts (whether they fit is checked per run)."""
+        self.workload(name)
+        return [Knob(BATCH_SIZE, (1, 2, 4, 8, 16, 32, 64, 128), "inferences"),
+                Knob(CONCURRENCY, tuple(range(1, 9)), "instances")]
 
     # --- power ---------------------------------------------------------------------
     def cpu_power(self, fc: float) -> float:

@@ -9,26 +9,21 @@ runs it publishes its activity so the simulator draws the matching power.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuner.boards.cpufreq import CpuFreq
+from tuner.config import BATCH_SIZE, CONCURRENCY, Config, Knob
 from tuner.boards.devfreq import find_gpu
 from tuner.errors import EdgetuneError
 from tuner.sim.live import Activity, emulated_profile, write_activity
 from tuner.sim.model import DeviceModel, device_model
 from tuner.sysfs import Sysfs
-
-
-@dataclass
-class SimRun:
-    inferences: int
-    batch_latencies_s: list[float] = field(default_factory=list)
-    wall_s: float = 0.0
-    simulated: bool = True
+from workloads.base import RunResult
 
 
 class LiveSimWorkload:
+    """A reference workload (alexnet, resnet18, ...) simulated on an emulated tree; a :class:`Workload`."""
+
     def __init__(self, name: str, root: str | Path, *, batch_size: int = 16, instances: int = 1,
                  time_scale: float = 1.0, model: DeviceModel | None = None) -> None:
         self.root = Path(root)
@@ -44,9 +39,13 @@ class LiveSimWorkload:
         self.cpu = CpuFreq(self.fs)
         self.gpu = find_gpu(self.fs)
 
-    def setup(self, batch_size: int | None = None, instances: int | None = None) -> None:
-        self.batch_size = batch_size or self.batch_size
-        self.instances = instances or self.instances
+    def knobs(self) -> list[Knob]:
+        return self.model.workload_knobs(self.name)
+
+    def setup(self, config: Config | None = None) -> None:
+        config = config or Config()
+        self.batch_size = int(config.get(BATCH_SIZE, self.batch_size))
+        self.instances = int(config.get(CONCURRENCY, self.instances))
         self.model.check_memory(self.name, self.batch_size, self.instances)
         write_activity(self.root, Activity(self.name, self.batch_size, self.instances, False))
 
@@ -55,8 +54,8 @@ class LiveSimWorkload:
         fg = self.fs.read_int(self.gpu.file("cur_freq")) if self.gpu else self.model.profile.gpu_hz[-1]
         return fc, fg
 
-    def run(self, inferences: int) -> SimRun:
-        out = SimRun(0)
+    def run(self, inferences: int) -> RunResult:
+        out = RunResult(0)
         start = time.monotonic()
         write_activity(self.root, Activity(self.name, self.batch_size, self.instances, True))
         try:

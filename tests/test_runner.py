@@ -1,0 +1,150 @@
+"""The trial runner: repeats, failures as results, sampled and analytic measurement."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tuner.boards.base import Channel, BoardInfo
+from tuner.config import Config, Knob
+from tuner.errors import ConfigError
+from tuner.runner import RunPolicy, TrialRunner, dvfs_config
+from tuner.sim.board import SimBoard
+from workloads.base import Infeasible, RunResult
+
+
+class ConstantPower:
+    channels = (Channel("VDD_IN", "total"),)
+    total = ("VDD_IN",)
+
+    def __init__(self, mw: float) -> None:
+        self.mw = mw
+
+    def read(self) -> dict[str, float]:
+        return {"VDD_IN": self.mw}
+
+
+class FakeBoard:
+    """A real-board stand-in: configs apply to a dict, the rail reads 5 W, or 2 W at low clocks."""
+
+    def __init__(self) -> None:
+        self.info = BoardInfo("fake", simulated=True)
+        self.source = ConstantPower(5000.0)
+        self.applied: list[Config] = []
+
+    def knobs(self):
+        return [Knob("gpu_freq_hz", (100, 200)), Knob("gpu_governor", ("nvhost_podgov", "performance"), ordered=False)]
+
+    def apply(self, config):
+        self.applied.append(config.hardware())
+        self.source.mw = 2000.0 if config.get("gpu_freq_hz") == 100 else 5000.0
+
+    def power_source(self):
+        return self.source
+
+    def temperatures(self):
+        return {"GPU-therm": 40.0}
+
+    def restore(self):
+        return []
+
+
+class SleepWorkload:
+    name = "sleeper"
+
+    def __init__(self, per_inference_s: float = 0.002, fail: Exception | None = None) -> None:
+        self.per = per_inference_s
+        self.fail = fail
+        self.setups: list[Config] = []
+
+    def knobs(self):
+        return [Knob("batch_size", (1, 2, 4))]
+
+    def setup(self, config):
+        if config.get("batch_size") == 4:
+            raise Infeasible("4 images do not fit", memory=True)
+        self.setups.append(config)
+
+    def run(self, inferences):
+        if self.fail:
+            raise self.fail
+        time.sleep(self.per * inferences)
+        batches = max(1, inferences // 2)
+        return RunResult(inferences, [self.per * 2] * batches)
+
+    def teardown(self):
+        pass
+
+
+FAST = RunPolicy(inferences=50, warmup_inferences=0, min_repeats=2, max_repeats=3, settle_s=0.0,
+                 sample_rate_hz=100)
+
+
+def test_sampled_trial_integrates_the_rail_over_the_inference_window():
+    board, wl = FakeBoard(), SleepWorkload()
+    runner = TrialRunner(board, wl, FAST)
+    trial = runner.measure(Config({"gpu_freq_hz": 100, "batch_size": 2}))
+    m = trial.measurement
+    assert m.feasible and len(trial.repeats) in (2, 3) and m.repeats == len(trial.repeats)
+    assert m.inferences == 50
+    assert m.avg_power_w == pytest.approx(2.0, rel=0.05)  # the low-clock rail reading, integrated
+    assert m.energy_j == pytest.approx(2.0 * m.time_s, rel=0.05)
+    assert m.batch_latency_p95_s == pytest.approx(0.004)
+    assert m.temperatures_c == {"GPU-therm": 40.0}
+    assert board.applied[-1] == Config({"gpu_freq_hz": 100})
+    # the workload is set up once per workload config, not per repeat or per clock change
+    runner.measure(Config({"gpu_freq_hz": 200, "batch_size": 2}))
+    assert wl.setups == [Config({"batch_size": 2})]
+
+
+def test_failures_of_the_config_are_infeasible_trials_not_crashes():
+    board = FakeBoard()
+    oom = TrialRunner(board, SleepWorkload(), FAST).measure(Config({"gpu_freq_hz": 100, "batch_size": 4}))
+    assert not oom.measurement.feasible and oom.measurement.memory_failure
+    crash = TrialRunner(board, SleepWorkload(fail=RuntimeError("CUDA error")), FAST).measure(
+        Config({"gpu_freq_hz": 100, "batch_size": 1}))
+    assert not crash.measurement.feasible and "RuntimeError: CUDA error" in crash.measurement.failure
+    assert len(crash.repeats) == 1  # a failed repeat ends the trial
+    slow = TrialRunner(board, SleepWorkload(per_inference_s=0.004), RunPolicy(
+        inferences=50, warmup_inferences=0, min_repeats=1, settle_s=0, timeout_s=0.05)).measure(
+        Config({"gpu_freq_hz": 100, "batch_size": 1}))
+    assert not slow.measurement.feasible and slow.measurement.failure.startswith("timeout")
+
+
+def test_a_value_the_device_does_not_offer_is_an_error_not_an_infeasible_trial():
+    runner = TrialRunner(SimBoard("jetson-nano"), "alexnet")
+    with pytest.raises(ConfigError):
+        runner.measure(Config({"gpu_freq_hz": 600000000, "batch_size": 8}))
+
+
+def test_analytic_repeats_until_the_spread_is_small():
+    noisy = SimBoard("jetson-nano", seed=3)
+    runner = TrialRunner(noisy, "resnet18", RunPolicy(min_repeats=3, max_repeats=8, max_spread=0.001))
+    trial = runner.measure(Config({"gpu_freq_hz": 614400000, "cpu_freq_khz": 1479000, "batch_size": 16}))
+    assert len(trial.repeats) == 8  # 0.1 % is tighter than the simulated noise: the limit stops it
+    loose = TrialRunner(noisy, "resnet18", RunPolicy(min_repeats=3, max_repeats=8, max_spread=0.5))
+    assert len(loose.measure(Config({"batch_size": 16})).repeats) == 3
+    oom = runner.measure(Config({"batch_size": 128}))
+    assert not oom.measurement.feasible and oom.measurement.memory_failure
+
+
+def test_dvfs_config_is_the_default_governor_pair():
+    assert dvfs_config(SimBoard("jetson-nano"), Config({"batch_size": 16})) == Config(
+        {"cpu_governor": "schedutil", "gpu_governor": "nvhost_podgov", "batch_size": 16})
+
+
+def test_governor_without_frequency_releases_a_pinned_clock(nano):
+    from tuner.boards.jetson import JetsonBoard
+    from tuner.sysfs import Sysfs
+
+    board = JetsonBoard(Sysfs(nano))
+    gpu = nano / "sys/devices/gpu.0/devfreq/57000000.gpu"
+    board.apply(Config({"gpu_freq_hz": 614400000, "cpu_freq_khz": 921600}))
+    assert (gpu / "max_freq").read_text().split()[0] == "614400000"
+    board.apply(dvfs_config(board))
+    assert (gpu / "min_freq").read_text().split()[0] == "76800000"
+    assert (gpu / "max_freq").read_text().split()[0] == "921600000"
+    policy = nano / "sys/devices/system/cpu/cpufreq/policy0"
+    assert (policy / "scaling_max_freq").read_text().split()[0] == "1479000"
+    assert board.restore() == []

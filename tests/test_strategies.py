@@ -1,0 +1,119 @@
+"""Strategies: the ask/tell contract, memory pruning, and that each one finds a bowl's bottom."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tuner.config import Config, Knob, Space
+from tuner.measurement import OOM_PREFIX, Measurement
+from tuner.strategies import STRATEGIES, make_strategy
+from tuner.strategies.sweep import Sweep
+
+SPACE = Space((Knob("cpu_freq_khz", tuple(range(100, 1600, 100))), Knob("gpu_freq_hz", tuple(range(10, 130, 10))),
+               Knob("batch_size", (8, 16, 32, 64))))
+
+
+def surface(config: Config) -> float:
+    """A smooth energy bowl: best at cpu 700, gpu 60, batch 32; ~3x from best to worst."""
+    c = (config["cpu_freq_khz"] - 700) / 1400
+    g = (config["gpu_freq_hz"] - 60) / 110
+    b = math.log2(config["batch_size"] / 32) / 2
+    return math.exp(0.4 * c * c + 1.2 * g * g + 0.3 * b * b + 0.2 * c * g)
+
+
+def oom(config: Config) -> bool:
+    return config["batch_size"] >= 64
+
+
+def run(name: str, budget: int, seed: int = 0, noise: float = 0.01) -> tuple[object, list[Config]]:
+    rng = np.random.default_rng(100 + seed)
+    strategy = make_strategy(name, SPACE, seed=seed)
+    asked = []
+    for _ in range(budget):
+        config = strategy.ask()
+        if config is None:
+            break
+        asked.append(config)
+        if oom(config):
+            m = Measurement.infeasible(config, f"{OOM_PREFIX}: batch too large", simulated=True)
+            strategy.tell(config, math.inf, m)
+        else:
+            strategy.tell(config, surface(config) * (1 + noise * rng.standard_normal()), None)
+    return strategy, asked
+
+
+OPT = min(surface(c) for c in SPACE if not oom(c))
+
+
+@pytest.mark.parametrize("name,seeds", [("bo", 2), ("thompson", 1), ("ogd", 5)])
+def test_model_and_descent_strategies_reach_the_bottom_with_a_tenth_of_the_space(name, seeds):
+    for seed in range(seeds):
+        strategy, asked = run(name, budget=60, seed=seed)
+        best = strategy.best()
+        assert surface(best) <= OPT * 1.03, (name, seed, best)
+        # after the first memory failure at batch 64, batch 64 is never asked again
+        first = next((i for i, c in enumerate(asked) if oom(c)), None)
+        if first is not None:
+            assert not any(oom(c) for c in asked[first + 1:])
+
+
+def test_random_baseline_never_repeats_and_covers_the_space():
+    strategy, asked = run("random", budget=1000)
+    assert len(asked) == len(set(asked))
+    # memory pruning removes batch 64 after its first failure: the rest is everything else
+    assert {c for c in asked if not oom(c)} == {c for c in SPACE if not oom(c)}
+    assert strategy.done()
+
+
+def test_sweep_walks_one_clock_step_at_a_time_then_confirms_its_leaders():
+    strategy, asked = run("sweep", budget=10_000)
+    feasible = [c for c in SPACE if not oom(c)]
+    mapped = asked[: len(asked) - Sweep.confirm]
+    assert set(mapped) >= set(feasible) and strategy.done()
+    assert mapped[0] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 8})  # from the top
+    for a, b in zip(mapped, mapped[1:]):
+        if a["batch_size"] == b["batch_size"]:
+            steps = sum(abs(SPACE.knob(k).index(a[k]) - SPACE.knob(k).index(b[k]))
+                        for k in ("cpu_freq_khz", "gpu_freq_hz"))
+            assert steps == 1, (a, b)
+    confirmed = asked[len(asked) - Sweep.confirm:]
+    assert len(set(confirmed)) == Sweep.confirm and all(len(strategy.costs[strategy.lattice.row(c)]) == 2
+                                                         for c in confirmed)
+    assert surface(strategy.best()) <= OPT * 1.02
+
+
+def test_online_descent_starts_at_the_maximum_and_moves_down():
+    strategy, asked = run("ogd", budget=30, noise=0.0)
+    assert asked[0] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 64})
+    assert asked[1]["batch_size"] < 64  # the start did not fit: the nearest smaller batch
+    costs = [surface(c) for c in asked if not oom(c)]
+    assert min(costs) < 0.7 * costs[0]
+    # told where the workload runs now, it starts there (online use)
+    started = make_strategy("ogd", SPACE, start=Config({"batch_size": 16}))
+    assert started.ask()["batch_size"] == 16
+
+
+def test_best_is_the_lowest_mean_not_the_luckiest_reading():
+    strategy = make_strategy("random", SPACE)
+    a, b = list(SPACE)[:2]
+    strategy.tell(a, 1.00)
+    strategy.tell(b, 0.95)  # one lucky reading...
+    strategy.tell(b, 1.10)  # ...that did not hold up
+    assert strategy.best() == a
+
+
+def test_tpe_peer_runs_when_optuna_is_installed():
+    pytest.importorskip("optuna")
+    strategy, asked = run("tpe", budget=40)
+    assert len(asked) == 40 and surface(strategy.best()) < 1.3 * OPT
+
+
+def test_registry_names_every_strategy_and_rejects_unknown_ones():
+    assert set(STRATEGIES) == {"sweep", "random", "thompson", "ogd", "bo", "tpe"}
+    from tuner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        make_strategy("annealing", SPACE)

@@ -1,0 +1,202 @@
+"""Bodies of ``edgetune sweep``, ``tune`` and ``bench``: thin shells over the Search flow.
+
+``main.py`` declares the options; these functions open a :class:`Session`,
+run :func:`tuner.search.search` with the chosen strategy, write the run
+directory and print. Progress goes to stderr so that ``--json`` output on
+stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
+from tuner.errors import ConfigError
+from tuner.objective import Constraints, Objective
+from tuner.runner import RunPolicy
+from tuner.units import parse_duration, parse_freq, parse_list
+
+
+def make_objective(objective: str, latency_slo: str | None, min_throughput: float | None,
+                   power_cap: float | None) -> Objective:
+    slo = parse_duration(latency_slo) if latency_slo else None
+    return Objective.parse(objective, Constraints(slo, min_throughput, power_cap))
+
+
+def make_knobs(batch_sizes: str | None, cpu_freqs: str | None, gpu_freqs: str | None,
+               default_batches: tuple[int, ...] | None) -> dict[str, tuple | None]:
+    """The searched knobs: CPU and GPU frequency (all of the device's steps unless
+    narrowed) and the batch size (``default_batches`` unless given; None = every
+    batch size the workload offers)."""
+    return {
+        CPU_FREQ: parse_list(cpu_freqs, lambda t: parse_freq(t, "kHz"), "--cpu-freqs"),
+        GPU_FREQ: parse_list(gpu_freqs, lambda t: parse_freq(t, "Hz"), "--gpu-freqs"),
+        BATCH_SIZE: parse_list(batch_sizes, int, "--batch-sizes") or default_batches,
+    }
+
+
+def make_policy(inferences: int, repeats: int, max_repeats: int | None, timeout: str | None) -> RunPolicy:
+    return RunPolicy(inferences=inferences, min_repeats=repeats, max_repeats=max(repeats, max_repeats or 2 * repeats),
+                     timeout_s=parse_duration(timeout) if timeout else None)
+
+
+class Progress:
+    """A rich progress bar with ETA on stderr (quiet when stderr is not a terminal)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        console = Console(stderr=True)
+        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=console, transient=True,
+                                 disable=not console.is_terminal)
+        self._task = self._bar.add_task(label, total=total)
+
+    def __enter__(self) -> Progress:
+        self._bar.start()
+        return self
+
+    def advance(self, n: int = 1, description: str | None = None) -> None:
+        self._bar.update(self._task, advance=n, **({"description": description} if description else {}))
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+def run_search_command(*, kind: str, strategy: str, budget: str | None, board: str, root: Path, workload: str,
+                       knobs: dict[str, tuple | None], objective: Objective, policy: RunPolicy, out: Path | None,
+                       seed: int, apply_best: bool = False, plots: bool = True,
+                       time_scale: float = 1.0) -> dict[str, Any]:
+    """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document."""
+    from tuner.report import plot_topology, summarize, write_summary
+    from tuner.search import measure_reference, search
+    from tuner.session import Session
+    from tuner.strategies import make_strategy, strategy_class
+
+    strategy_class(strategy)  # an unknown name fails before anything is opened
+    spec = {"strategy": strategy, "seed": seed, "objective": objective.to_dict()}
+    with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
+                      seed=seed, spec=spec, time_scale=time_scale) as session:
+        space = session.space
+        n = _budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
+        strat = make_strategy(strategy, space, seed=seed)
+        # a sweep maps every batch size, so it measures DVFS at each of them (the
+        # reference study's per-batch comparison); a tune needs only the default
+        batches = space.knob(BATCH_SIZE).values if kind == "sweep" and BATCH_SIZE in space.names else (None,)
+        with Progress(f"{kind} {workload}", n + len(batches)) as bar:
+            per_batch_ref = {}
+            for b in batches:
+                per_batch_ref[b] = measure_reference(session.runner, space, session.run, b)
+                bar.advance()
+            reference = measure_reference(session.runner, space, session.run)
+            result = search(strat, session.runner, objective, n, run=session.run, reference=reference,
+                            on_step=lambda step: bar.advance())
+        measured_now = sum(1 for s in result.steps if not s.reused)
+        summary = summarize(kind=kind, board=session.board_name, workload=workload,
+                            simulated=bool(session.board.info.simulated), objective=objective,
+                            space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
+                            references={b: t for b, t in per_batch_ref.items() if b is not None})
+        summary["run_dir"] = str(session.out_dir)
+        session.run.set_summary(summary)
+        rows = session.run.export_csv(session.out_dir / "trials.csv")
+        summary["trials_csv_rows"] = rows
+        if plots:
+            drawn = plot_topology(session.out_dir, result, workload, session.board_name,
+                                  bool(session.board.info.simulated),
+                                  {b: t for b, t in per_batch_ref.items() if b is not None})
+            summary["plots"] = [p.name for p in drawn] if isinstance(drawn, list) else drawn
+        write_summary(session.out_dir, summary)
+        board_obj = session.board
+    # the session has restored the board; now hold the best config if asked
+    if apply_best:
+        if result.best is None:
+            raise ConfigError("no feasible config was found; nothing to apply")
+        board_obj.apply(result.best.hardware())
+        summary["applied"] = result.best.hardware().to_dict()
+    return summary
+
+
+def _budget(text: str | None, size: int) -> int:
+    """``--budget``: a number of trials (``40``) or a share of the space (``10%``, ``0.1``)."""
+    if text is None:
+        return max(1, math.ceil(0.1 * size))
+    t = text.strip()
+    try:
+        if t.endswith("%"):
+            value = float(t[:-1]) / 100
+        else:
+            value = float(t)
+    except ValueError:
+        raise ConfigError(f"--budget takes a trial count (40) or a share of the space (10%), not {text!r}") from None
+    if value <= 0:
+        raise ConfigError("--budget must be positive")
+    n = math.ceil(value * size) if (t.endswith("%") or value < 1) else int(value)
+    return max(1, min(n, size * 3))
+
+
+def render_summary(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console()
+    sim = " [yellow](simulated)[/]" if doc["simulated"] else ""
+    console.print(f"[bold]{doc['kind']}[/] {doc['workload']} on {doc['board']}{sim}: {doc['n_trials']} trials "
+                  f"of {doc['space_size']} configs ({doc['n_measured_now']} measured now, "
+                  f"{doc['n_infeasible']} infeasible); objective {doc['objective']}")
+    best, dvfs = doc["best"], doc["dvfs"]
+    if best is None:
+        console.print("[red]no feasible config found[/]")
+    else:
+        cfg = Config(best["config"])
+        console.print(f"best: {_config_text(cfg)}: {best['energy_per_inference_mj']:.3f} mJ/inference, "
+                      f"{best['avg_power_w']:.2f} W, p95 batch {best['batch_latency_p95_ms']:.1f} ms "
+                      f"({best['repeats']} repeats, spread {best['energy_spread'] * 100:.1f} %)")
+    if dvfs is not None and dvfs.get("energy_per_inference_mj") is not None:
+        console.print(f"DVFS ({_config_text(Config(dvfs['config']))}): {dvfs['energy_per_inference_mj']:.3f} "
+                      "mJ/inference")
+    if doc.get("saving_vs_dvfs") is not None:
+        console.print(f"saving vs DVFS: [bold]{doc['saving_vs_dvfs'] * 100:.1f} %[/] energy per inference, "
+                      f"latency cost {doc['latency_cost_vs_dvfs'] * 100:+.1f} % time per inference")
+    if "applied" in doc:
+        console.print(f"applied {Config(doc['applied']).to_json()}; undo with `edgetune restore`")
+    console.print(f"run directory: {doc['run_dir']}")
+    if isinstance(doc.get("plots"), str):
+        console.print(doc["plots"])
+
+
+def _config_text(config: Config) -> str:
+    parts = []
+    for k, v in config.items():
+        if k == CPU_FREQ:
+            parts.append(f"CPU {int(v) / 1e3:g} MHz")
+        elif k == GPU_FREQ:
+            parts.append(f"GPU {int(v) / 1e6:g} MHz")
+        else:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def render_bench(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    sim = " (simulated)" if doc["simulated"] else ""
+    t = Table(title=f"{doc['workload']} on {doc['board']}{sim}: {doc['space_size']} configs, {doc['seeds']} seeds, "
+                    f"objective {doc['objective']}", title_justify="left")
+    for col in ("strategy", "to 2 % (median)", "to 2 % (p90)", "reached", "regret@budget (median)",
+                "regret@budget (p90)", "seconds"):
+        t.add_column(col, justify="right" if col != "strategy" else "left")
+
+    def pct(v: float | None) -> str:
+        return "not reached" if v is None else f"{v * 100:.1f} %"
+
+    for r in doc["strategies"]:
+        f, g = r["fraction_to_2pct"], r["regret_at_budget"]
+        t.add_row(r["name"], pct(f["median"]), pct(f["p90"]), f"{f['reached'] * 100:.0f} %", pct(g["median"]),
+                  pct(g["p90"]), f"{r['seconds']:.1f}")
+    Console().print(t)
+    Console().print(f"budget: {doc['strategies'][0]['budget_fraction'] * 100:g} % of the space; to 2 %: share of "
+                    "the space measured before the recommendation is within 2 % of the true optimum")

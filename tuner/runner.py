@@ -1,0 +1,220 @@
+"""The trial runner: the Measure flow (DESIGN §3) for one config.
+
+apply the hardware part to the board → set the workload up for the workload
+part → warm up → run a fixed amount of work while the sampler records the
+rails → integrate → repeat until the repeats agree (or a repeat limit).
+
+On an :class:`~tuner.boards.base.AnalyticBoard` (simulated or replayed) the
+repeat is computed by the board instead of sampled; everything around it —
+repeats, failures, the Trial record — is the same code.
+
+Failures of the config itself (out of memory, a workload that raises, a run
+over the timeout) come back as infeasible trials. Errors of the caller (a
+value not in the device's list) and of the hardware (a refused write)
+propagate: they are not properties of the config.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from tuner.boards.base import AnalyticBoard, Board
+from tuner.config import BATCH_SIZE, CPU_GOVERNOR, GPU_GOVERNOR, Config, Knob
+from tuner.errors import ConfigError, EdgetuneError, HardwareError
+from tuner.measurement import OOM_PREFIX, Measurement, percentile
+from tuner.sampler import DEFAULT_RATE_HZ, Sampler
+from workloads.base import Infeasible, Workload
+
+DEFAULT_INFERENCES = 3200  # per repeat, as in the reference study
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """How much work one repeat is, and when repeats are enough.
+
+    ``max_spread`` is (max−min)/mean of the repeats' energy: with ~1.5 %
+    sensor noise, three repeats normally land within 5 %; a run that does not
+    (a background job, a thermal transient) gets more repeats, up to
+    ``max_repeats``. ``timeout_s`` marks a repeat that ran longer infeasible
+    (it is not pre-empted: a workload cannot be killed mid-batch safely).
+    """
+
+    inferences: int = DEFAULT_INFERENCES
+    warmup_inferences: int | None = None  # default: two batches
+    min_repeats: int = 3
+    max_repeats: int = 6
+    max_spread: float = 0.05
+    timeout_s: float | None = None
+    settle_s: float = 0.2
+    sample_rate_hz: float = DEFAULT_RATE_HZ
+
+    def __post_init__(self) -> None:
+        if self.inferences < 1:
+            raise ConfigError("inferences per repeat must be at least 1")
+        if not 1 <= self.min_repeats <= self.max_repeats:
+            raise ConfigError(f"repeats must satisfy 1 <= min ({self.min_repeats}) <= max ({self.max_repeats})")
+        if self.max_spread <= 0:
+            raise ConfigError("the repeat spread limit must be positive")
+
+
+@dataclass
+class Trial:
+    """One measured config: the combined measurement and the repeats behind it."""
+
+    config: Config
+    measurement: Measurement
+    repeats: list[Measurement] = field(default_factory=list)
+
+
+def dvfs_config(board: Board, workload_part: Config | None = None) -> Config:
+    """The board's default: the kernel's default governors over the full range.
+
+    This is the reference every saving is quoted against. The default pair is
+    what the board runs out of the box (schedutil / nvhost_podgov on L4T);
+    where a board offers neither, its first listed governor.
+    """
+    values: dict[str, object] = dict(workload_part or {})
+    for knob in board.knobs():
+        if knob.name == CPU_GOVERNOR:
+            values[CPU_GOVERNOR] = _default_governor(knob, ("schedutil", "interactive", "ondemand"))
+        elif knob.name == GPU_GOVERNOR:
+            values[GPU_GOVERNOR] = _default_governor(knob, ("nvhost_podgov", "simple_ondemand", "wmark_active"))
+    return Config(values)  # type: ignore[arg-type]
+
+
+def _default_governor(knob: Knob, preferred: tuple[str, ...]) -> str:
+    for name in preferred:
+        if name in knob.values:
+            return name
+    return str(knob.values[0])
+
+
+class TrialRunner:
+    """Measures configs of one workload on one board."""
+
+    def __init__(self, board: Board | AnalyticBoard, workload: Workload | str,
+                 policy: RunPolicy | None = None) -> None:
+        self.board = board
+        self.workload = workload
+        self.policy = policy or RunPolicy()
+        self.analytic = isinstance(board, AnalyticBoard)
+        if self.analytic and not isinstance(workload, str):
+            raise EdgetuneError("a simulated or replayed board runs workloads by name")
+        if not self.analytic and isinstance(workload, str):
+            raise EdgetuneError(f"workload {workload!r} needs a workload object on a real board")
+        self._workload_config: Config | None = None
+        self.measured = 0  # repeats run (for progress and overhead accounting)
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.board.info.simulated)
+
+    def workload_knobs(self) -> list[Knob]:
+        if isinstance(self.workload, str):
+            return self.board.workload_knobs(self.workload)  # type: ignore[union-attr]
+        return self.workload.knobs()
+
+    def measure(self, config: Config) -> Trial:
+        """Measure ``config`` with the policy's repeats; never raises for the config's own failures."""
+        try:
+            self._prepare(config)
+        except Infeasible as exc:
+            return self._failed(config, _reason(exc))
+        repeats: list[Measurement] = []
+        while True:
+            m = self._once(config)
+            repeats.append(m)
+            self.measured += 1
+            if not m.feasible or len(repeats) >= self.policy.max_repeats:
+                break
+            if len(repeats) >= self.policy.min_repeats and _spread(repeats) <= self.policy.max_spread:
+                break
+        return Trial(config, Measurement.combine(repeats), repeats)
+
+    def teardown(self) -> None:
+        if not isinstance(self.workload, str) and self._workload_config is not None:
+            self.workload.teardown()
+            self._workload_config = None
+
+    # --- internals -------------------------------------------------------------------
+    def _failed(self, config: Config, reason: str) -> Trial:
+        m = Measurement.infeasible(config, reason, simulated=self.simulated)
+        return Trial(config, m, [m])
+
+    def _prepare(self, config: Config) -> None:
+        if self.analytic:
+            self.board.apply(config)
+            return
+        self.board.apply(config)
+        assert not isinstance(self.workload, str)
+        wl = config.workload()
+        if wl != self._workload_config:  # reload only when the workload part changes
+            self._workload_config = None
+            self.workload.setup(wl)
+            self._workload_config = wl
+        if self.policy.settle_s > 0:
+            time.sleep(self.policy.settle_s)  # let the clocks and the rails settle on the new config
+
+    def _once(self, config: Config) -> Measurement:
+        if self.analytic:
+            return self.board.measure(self.workload, config, self.policy.inferences)  # type: ignore[union-attr]
+        try:
+            return self._sampled(config)
+        except (ConfigError, HardwareError):
+            raise
+        except Infeasible as exc:
+            return Measurement.infeasible(config, _reason(exc), simulated=self.simulated)
+        except Exception as exc:  # the workload's own crash is a property of this config
+            return Measurement.infeasible(config, f"workload crashed: {type(exc).__name__}: {exc}",
+                                          simulated=self.simulated)
+
+    def _sampled(self, config: Config) -> Measurement:
+        assert not isinstance(self.workload, str)
+        p = self.policy
+        source = self.board.power_source()
+        sampler = Sampler(source, p.sample_rate_hz).start() if source is not None else None
+        try:
+            warmup = p.warmup_inferences
+            if warmup is None:
+                warmup = 2 * int(config.get(BATCH_SIZE, 1))
+            if sampler:
+                sampler.mark("warmup")
+            if warmup > 0:
+                self.workload.run(warmup)
+            t0 = sampler.mark("inference") if sampler else time.monotonic()
+            result = self.workload.run(p.inferences)
+            t1 = time.monotonic()
+        finally:
+            trace = sampler.stop() if sampler else None
+        elapsed = t1 - t0
+        if p.timeout_s is not None and elapsed > p.timeout_s:
+            return Measurement.infeasible(config, f"timeout: the run took {elapsed:.1f} s > {p.timeout_s:g} s",
+                                          simulated=self.simulated)
+        energy, rails = math.nan, {}
+        if trace is not None:
+            report = trace.energy(t0, t1)
+            energy, rails = report.total_j, report.rails_j
+        lat = result.batch_latencies_s
+        return Measurement(
+            config=config, simulated=self.simulated, energy_j=energy, time_s=elapsed,
+            inferences=result.inferences, rail_energy_j=rails,
+            batch_latency_p50_s=percentile(lat, 50), batch_latency_p95_s=percentile(lat, 95),
+            temperatures_c=self.board.temperatures(),
+        )
+
+
+def _reason(exc: Infeasible) -> str:
+    text = str(exc)
+    if exc.memory and not text.startswith(OOM_PREFIX):
+        return f"{OOM_PREFIX}: {text}"
+    return text
+
+
+def _spread(repeats: list[Measurement]) -> float:
+    values = [m.energy_j for m in repeats]
+    if any(math.isnan(v) for v in values):  # no energy sensor: judge by time
+        values = [m.time_s for m in repeats]
+    mean = sum(values) / len(values)
+    return (max(values) - min(values)) / mean if mean > 0 else 0.0

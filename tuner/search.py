@@ -1,0 +1,128 @@
+"""The Search flow (DESIGN §3): ask → measure → cost → tell → store.
+
+``sweep``, ``tune``, ``bench`` and the daemon all run this loop; they differ in
+the strategy, the budget and what they do with the result. With a store run,
+a config the run already measured is answered from the store (resume), so an
+interrupted search continues where it stopped and a finished one measures
+nothing new.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tuner.config import BATCH_SIZE, HARDWARE_KNOBS, Config, Knob, Space
+from tuner.errors import ConfigError
+from tuner.measurement import Measurement
+from tuner.objective import Objective
+from tuner.runner import Trial, TrialRunner, dvfs_config
+from tuner.store import REFERENCE, SEARCH, Run
+from tuner.strategies.base import Strategy
+
+
+@dataclass
+class Step:
+    """One told trial, as the loop's callback sees it."""
+
+    index: int
+    trial: Trial
+    cost: float
+    reused: bool  # answered from the store, not measured now
+
+
+@dataclass
+class SearchResult:
+    best: Config | None
+    best_trial: Trial | None
+    best_cost: float
+    reference: Trial | None
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def measured(self) -> int:
+        return sum(1 for s in self.steps if not s.reused)
+
+
+def build_space(runner: TrialRunner, knobs: dict[str, tuple | None]) -> Space:
+    """The search space: the named knobs, with the device's (or workload's) domain
+    narrowed to the given values where a tuple is given.
+
+    Domains come from the board and the workload, never from a table; a value
+    the device does not offer is a clear error.
+    """
+    available: dict[str, Knob] = {k.name: k for k in runner.board.knobs()}
+    available.update({k.name: k for k in runner.workload_knobs()})
+    chosen = []
+    for name, values in knobs.items():
+        if name not in available:
+            raise ConfigError(f"{name} cannot be searched here; available: {', '.join(sorted(available))}")
+        knob = available[name]
+        if values is not None:
+            for v in values:
+                knob.validate(v)
+            knob = Knob(knob.name, tuple(values), knob.unit, knob.ordered)
+        chosen.append(knob)
+    return Space(tuple(chosen))
+
+
+def reference_config(runner: TrialRunner, space: Space, batch: int | None = None) -> Config:
+    """DVFS at ``batch``, by default the workload's default batch: 16 (the reference
+    study's) if searched, else the middle one."""
+    workload_part: dict[str, object] = {}
+    for knob in space.knobs:
+        if knob.name == BATCH_SIZE:
+            default = 16 if 16 in knob.values else knob.values[(len(knob) - 1) // 2]
+            workload_part[BATCH_SIZE] = default if batch is None else batch
+        elif knob.name not in HARDWARE_KNOBS:
+            workload_part[knob.name] = knob.values[0]
+    return dvfs_config(runner.board, Config(workload_part))  # type: ignore[arg-type]
+
+
+def measure_reference(runner: TrialRunner, space: Space, run: Run | None, batch: int | None = None) -> Trial:
+    """Measure (or take from the store) the DVFS reference."""
+    config = reference_config(runner, space, batch)
+    trial = run.take(config, REFERENCE) if run else None
+    if trial is None:
+        trial = runner.measure(config)
+        if run:
+            run.add(trial, math.nan, REFERENCE)
+    return trial
+
+
+def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget: int, *,
+           run: Run | None = None, on_step: Callable[[Step], None] | None = None,
+           reference: Trial | None = None) -> SearchResult:
+    """Run ``strategy`` for up to ``budget`` trials (or until it is done)."""
+    if objective.needs_reference:
+        if reference is None:
+            raise ConfigError("this objective needs the DVFS reference measured first")
+        objective = objective.with_reference(reference.measurement)
+    steps: list[Step] = []
+    trials: dict[Config, list[Trial]] = {}
+    while len(steps) < budget and not strategy.done():
+        config = strategy.ask()
+        if config is None:
+            break
+        trial = run.take(config) if run else None
+        reused = trial is not None
+        if trial is None:
+            trial = runner.measure(config)
+        cost = objective.cost(trial.measurement)
+        if run and not reused:
+            run.add(trial, cost, SEARCH)
+        strategy.tell(config, cost, objective.check(trial.measurement))
+        trials.setdefault(config, []).append(trial)
+        step = Step(len(steps), trial, cost, reused)
+        steps.append(step)
+        if on_step:
+            on_step(step)
+    best = strategy.best()
+    best_trial = None
+    best_cost = math.inf
+    if best is not None:
+        repeats = [r for t in trials[best] for r in t.repeats]
+        best_trial = Trial(best, Measurement.combine(repeats), repeats)
+        best_cost = objective.cost(best_trial.measurement)
+    return SearchResult(best, best_trial, best_cost, reference, steps)

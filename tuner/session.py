@@ -1,0 +1,145 @@
+"""Open everything a one-shot search needs, and put the board back afterwards.
+
+``sweep`` and ``tune`` (and later ``compare``) share this: the board from
+``--board``/``--root``, the workload for it, the runner, the space, the store
+and run directory — and the guarantee that whatever happens (an error, Ctrl-C,
+SIGTERM) the board's clocks and governors are restored before the command
+exits. On an emulated tree the live simulator runs in-process unless another
+process (``edgetune sim run``) already animates it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tuner.boards.base import AnalyticBoard, Board
+from tuner.boards.factory import open_board
+from tuner.config import Space
+from tuner.errors import EdgetuneError
+from tuner.journal import DEFAULT_STATE_SUBDIR
+from tuner.runner import RunPolicy, TrialRunner
+from tuner.search import build_space
+from tuner.store import Run, Store
+
+STORE_NAME = "edgetune.sqlite"
+
+
+def state_dir(root: str | Path = "/") -> Path:
+    """Where runs and the store live: ``$EDGETUNE_STATE_DIR``; under an emulated
+    tree, its own ``var/lib/edgetune``; on a real board ``/var/lib/edgetune``
+    when writable, else ``~/.local/state/edgetune``."""
+    env = os.environ.get("EDGETUNE_STATE_DIR")
+    if env:
+        return Path(env)
+    if Path(root) != Path("/"):
+        return Path(root) / DEFAULT_STATE_SUBDIR
+    system = Path("/") / DEFAULT_STATE_SUBDIR
+    if os.access(system if system.exists() else system.parent, os.W_OK):
+        return system
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local/state")
+    return Path(xdg) / "edgetune"
+
+
+def open_workload(name: str, board: Board | AnalyticBoard, *, time_scale: float = 1.0) -> Any:
+    """The workload for ``name`` on ``board``.
+
+    Simulated and replayed boards run the calibrated reference workloads by
+    name; an emulated tree runs them live (their batches take the model's
+    time at the tree's clocks). Real inference workloads plug in here through
+    the ``workloads`` package.
+    """
+    if isinstance(board, AnalyticBoard):
+        board.workload_knobs(name)  # unknown names fail here with the list
+        return name
+    root = board.info.extra.get("root")
+    if board.info.simulated and root:
+        from tuner.sim.workload import LiveSimWorkload
+
+        return LiveSimWorkload(name, root, time_scale=time_scale)
+    raise EdgetuneError(f"workload {name!r} cannot run on this board yet: only the simulated reference workloads "
+                        "(alexnet, resnet18, mobilenet_v2, yolov4_tiny, bert_tiny, distilbert) on sim: boards and "
+                        "emulated trees are available in this version")
+
+
+@dataclass
+class Session:
+    board: Any
+    workload: Any
+    runner: TrialRunner
+    space: Space
+    out_dir: Path
+    store: Store
+    run: Run
+    board_name: str
+    _live: Any = None
+    _old_handlers: dict[int, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, *, kind: str, board: str, root: Path, workload: str, knobs: dict[str, tuple | None],
+             policy: RunPolicy, out: Path | None, seed: int, spec: dict[str, Any], live_sim: bool = True,
+             time_scale: float = 1.0) -> Session:
+        b = open_board(board, root, seed=seed)
+        live = None
+        if live_sim and not isinstance(b, AnalyticBoard) and b.info.simulated and b.info.extra.get("root"):
+            from tuner.sim.live import LiveSimulator
+
+            live = LiveSimulator(b.info.extra["root"], seed=seed).start()
+        try:
+            wl = open_workload(workload, b, time_scale=time_scale)
+            runner = TrialRunner(b, wl, policy)
+            space = build_space(runner, knobs)
+            name = b.info.profile or b.info.kind
+            if board.startswith("replay:"):
+                name = f"replay:{name}"
+            elif isinstance(b, AnalyticBoard):
+                name = f"sim:{name}"
+            out_dir = out or state_dir(root) / "runs" / f"{kind}-{name.replace(':', '-')}-{workload}"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            store = Store(out_dir / STORE_NAME)
+            run = store.open_run(kind, name, workload, bool(b.info.simulated), {
+                "space": [k.to_dict() for k in space.knobs], "policy": policy.__dict__, **spec})
+        except BaseException:
+            if live is not None:
+                live.stop()
+            raise
+        session = cls(b, wl, runner, space, out_dir, store, run, name, live)
+        session._trap_signals()
+        return session
+
+    def _trap_signals(self) -> None:
+        """SIGTERM/SIGHUP become KeyboardInterrupt, so the finally-restore runs."""
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, interrupt)
+            except ValueError:  # not the main thread (tests): nothing to trap
+                pass
+
+    def close(self) -> list[str]:
+        """Tear the workload down and restore the board; returns restore failures."""
+        try:
+            self.runner.teardown()
+        finally:
+            failures = self.board.restore()
+            if self._live is not None:
+                self._live.stop()
+            self.store.close()
+            for sig, handler in self._old_handlers.items():
+                signal.signal(sig, handler)
+        return failures
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        failures = self.close()
+        if failures:
+            raise EdgetuneError(f"could not restore {len(failures)} setting(s): {'; '.join(failures)}; "
+                                "run `edgetune restore`")

@@ -1,0 +1,156 @@
+"""Online gradient descent over the ordered lattice, from the maximum clocks down.
+
+It starts where the board's DVFS governors spend most of their time — every
+clock at its maximum (and, unless told where the workload runs now, the
+largest batch) — and descends: each round probes one step along every
+knob (a finite-difference gradient), moves along every knob whose probe
+improved, and checks the combined move. Steps adapt per knob: they grow
+after a successful move and halve (and turn around) after a failed one, so
+the first rounds cross the lattice in big strides and the last ones settle
+on single steps. When no single step in either direction improves, it has
+converged and keeps re-measuring its position and neighbours — which is
+what lets it run *online*, as a governor, while the workload runs and the
+surface drifts (issue 6 uses it that way).
+
+Costs are compared as the mean of everything measured at a config, so
+re-measurements firm up decisions under noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+
+import numpy as np
+
+from tuner.config import HARDWARE_KNOBS, Config
+from tuner.strategies.base import Strategy
+
+
+class OnlineDescent(Strategy):
+    name = "ogd"
+    summary = "online gradient descent from the maximum clocks, adaptive steps; runs online as a governor"
+    growth = 1.5
+
+    def __init__(self, space, *, seed: int = 0, start: Config | None = None) -> None:
+        super().__init__(space, seed=seed, start=start)
+        names = space.names
+        self.dims = [i for i, k in enumerate(space.knobs) if k.ordered and len(k) > 1]
+        origin = []
+        for i, knob in enumerate(space.knobs):
+            if names[i] in HARDWARE_KNOBS and knob.ordered:
+                origin.append(len(knob) - 1)
+            elif start is not None and names[i] in start and start[names[i]] in knob.values:
+                origin.append(knob.index(start[names[i]]))  # online: where the workload runs now
+            else:
+                origin.append(len(knob) - 1 if knob.ordered else 0)  # largest batch; memory pruning backs off
+        self.origin = np.array(origin)
+        self.sign = {d: (-1 if names[d] in HARDWARE_KNOBS else +1) for d in self.dims}
+        self.step = {d: max(1.0, (len(space.knobs[d]) - 1) / 4) for d in self.dims}
+        self.position: int | None = None
+        self.converged = False
+        self._gen = self._search()
+
+    # --- the search is a generator of rows; tell() records costs it reads back --------
+    def ask(self) -> Config | None:
+        try:
+            row = next(self._gen)
+        except StopIteration:
+            return None
+        return self.lattice.configs[row]
+
+    def _cost(self, row: int) -> float:
+        costs = self.costs.get(row)
+        return float(np.mean(costs)) if costs else math.inf
+
+    def _clamp_row(self, x: np.ndarray) -> int | None:
+        sizes = self.lattice.sizes
+        y = np.clip(x, 0, sizes - 1)
+        row = self.lattice.find(tuple(int(v) for v in y))
+        return row if row is not None and self.allowed[row] else None
+
+    def _search(self) -> Generator[int, None, None]:
+        here = self._nearest_allowed(self.origin)
+        if here is None:
+            return
+        yield here
+        while not self.allowed[here]:  # the start did not fit in memory: the nearest smaller one
+            here = self._nearest_allowed(self.lattice.index[here])
+            if here is None:
+                return
+            yield here
+        x = self.lattice.index[here].copy()
+        self.position = here
+        while True:
+            probes: dict[int, tuple[int, int]] = {}  # dim -> (row, direction)
+            for d in self.dims:
+                h = max(1, int(round(self.step[d])))
+                for direction in (self.sign[d], -self.sign[d]):
+                    y = x.copy()
+                    y[d] += direction * h
+                    row = self._clamp_row(y)
+                    if row is not None and row != here:
+                        break
+                else:
+                    continue
+                if row not in self.costs:
+                    yield row
+                probes[d] = (row, direction)
+            f_here = self._cost(here)
+            better = {d: (r, s) for d, (r, s) in probes.items() if self._cost(r) < f_here}
+            moved = False
+            if better:
+                target = x.copy()
+                for d, (r, _s) in better.items():
+                    target[d] = self.lattice.index[r][d]
+                combined = self._clamp_row(target)
+                candidates = [r for r, _ in better.values()]
+                if combined is not None and len(better) > 1:
+                    if combined not in self.costs:
+                        yield combined
+                    candidates.append(combined)
+                best = min(candidates, key=self._cost)
+                if self._cost(best) < self._cost(here):
+                    for d, (_r, s) in better.items():
+                        if self.lattice.index[best][d] != x[d]:
+                            self.sign[d] = s
+                            self.step[d] = min(self.step[d] * self.growth, (len(self.space.knobs[d]) - 1) / 2)
+                    here, x, moved = best, self.lattice.index[best].copy(), True
+                    self.position = here
+            if not moved:
+                for d in self.dims:
+                    self.sign[d] = -self.sign[d]
+                    self.step[d] = max(1.0, self.step[d] / 2)
+                self.converged = all(self.step[d] <= 1.0 for d in self.dims) and self._stuck(x, here)
+                if self.converged:
+                    # online: hold, and keep checking the position and its neighbours
+                    yield here
+                    for d in self.dims:
+                        for direction in (-1, 1):
+                            y = x.copy()
+                            y[d] += direction
+                            row = self._clamp_row(y)
+                            if row is not None and row != here and len(self.costs[row]) < 3:
+                                yield row
+                    self.converged = False
+
+    def _stuck(self, x: np.ndarray, here: int) -> bool:
+        """No single step in either direction measured better than here."""
+        for d in self.dims:
+            for direction in (-1, 1):
+                y = x.copy()
+                y[d] += direction
+                row = self._clamp_row(y)
+                if row is None or row == here:
+                    continue
+                if row not in self.costs or self._cost(row) < self._cost(here):
+                    return False
+        return True
+
+    def _nearest_allowed(self, x: np.ndarray) -> int | None:
+        """The allowed row nearest to ``x`` (memory pruning may have removed x itself)."""
+        rows = np.flatnonzero(self.allowed)
+        if rows.size == 0:
+            return None
+        dist = np.abs(self.lattice.index[rows] - x).sum(axis=1)
+        return int(rows[int(np.argmin(dist))])

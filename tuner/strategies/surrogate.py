@@ -1,0 +1,210 @@
+"""A Gaussian-process model of the cost over the config lattice (scikit-optimize).
+
+Why a GP: neighbouring configs are correlated — one clock step changes energy
+by a few per cent — so every measurement says something about its
+neighbours. Ordered knobs (frequencies, batch size) enter as integer indices
+scaled to [0, 1] (skopt ``Integer`` with ``normalize``), never as unordered
+categories; unordered knobs (governor, placement) are one-hot.
+
+The model is fitted to log cost (energy spans ~3-10x over the lattice and
+its noise is multiplicative). The kernel is Matern-5/2 with one length scale
+per knob plus a learned Gaussian noise term that skopt leaves out of
+predictions, so the posterior mean estimates the noiseless surface.
+
+Configs that failed for a reason other than memory (SLO miss, timeout,
+crash) get a pessimistic value just above the worst measured cost, so the
+model steers away from them without bending the surface far. Memory
+failures are pruned instead (see :mod:`tuner.strategies.base`).
+
+The space is finite, so acquisitions are evaluated exactly on every candidate
+rather than optimised continuously and rounded.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from tuner.errors import EdgetuneError
+from tuner.strategies.base import Lattice, Strategy
+
+MAX_JOINT = 2000  # candidates in one joint posterior draw; beyond this, a random subset
+NOISE_SD = 0.01  # prior noise of one trial's log cost (3 repeats at ~1.8 % each)
+MAX_NOISE_SD = 0.015
+
+
+def _skopt():
+    try:
+        from skopt.learning import GaussianProcessRegressor
+        from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern
+        from skopt.space import Categorical, Integer
+        from skopt.space import Space as SkSpace
+    except ImportError:
+        raise EdgetuneError("this strategy needs scikit-optimize: pip install scikit-optimize") from None
+    return GaussianProcessRegressor, ConstantKernel, Matern, Categorical, Integer, SkSpace
+
+
+class GPSurrogate:
+    def __init__(self, lattice: Lattice, seed: int = 0) -> None:
+        gpr, const, matern, categorical, integer, sk_space = _skopt()
+        self.lattice = lattice
+        self.seed = seed
+        dims = []
+        self._cols = []
+        for i, knob in enumerate(lattice.space.knobs):
+            if len(knob) < 2:
+                continue  # a fixed knob carries no information
+            self._cols.append(i)
+            if knob.ordered:
+                dims.append(integer(0, len(knob) - 1, transform="normalize"))
+            else:
+                dims.append(categorical(list(range(len(knob))), transform="onehot"))
+        if not dims:
+            raise EdgetuneError("the search space has a single config; there is nothing to model")
+        self._sk_space = sk_space(dims)
+        rows = lattice.index[:, self._cols]
+        self.X = np.asarray(self._sk_space.transform([[int(v) for v in r] for r in rows]), dtype=float)
+        self._gpr = gpr
+        self._const, self._matern = const, matern
+        self._theta = {"c": 1.0, "ls": np.full(self.X.shape[1], 0.4), "noise": NOISE_SD**2}
+        self.model = None
+        self._tuned_at = 0  # observations when the hyperparameters were last optimised
+
+    REOPTIMISE = 1.25  # re-fit hyperparameters when the data grew by this factor (or 4 points)
+
+    def _kernel(self, y_std: float):
+        """Matern-5/2 (ARD) + white noise bounded by what the runner's repeats allow.
+
+        The noise bound matters: with it free, a GP explains a knob with a small
+        effect (the CPU clock on Orin moves energy by ~10 %) as noise and then
+        recommends at random along it. In log cost a trial of 3 repeats is
+        accurate to ~1 %; the bound allows up to 3 % (in the model's
+        normalised units, hence ``y_std``).
+        """
+        from skopt.learning.gaussian_process.kernels import WhiteKernel
+
+        scale = max(y_std, 1e-6) ** 2
+        lo, hi = (0.002**2) / scale, (MAX_NOISE_SD**2) / scale
+        noise = float(np.clip(self._theta["noise"] / scale, lo, hi))
+        return (self._const(self._theta["c"], (1e-2, 1e2))
+                * self._matern(length_scale=self._theta["ls"], length_scale_bounds=(0.1, 20.0), nu=2.5)
+                + WhiteKernel(noise, (lo, hi)))
+
+    def fit(self, costs: dict[int, list[float]], allowed: np.ndarray) -> bool:
+        """Fit to every finite told cost (each told trial is one observation); False if too few."""
+        rows, ys = [], []
+        finite = [math.log(c) for cs in costs.values() for c in cs if math.isfinite(c) and c > 0]
+        if len(finite) < 2:
+            return False
+        penalty = max(finite) + 0.25 * (max(finite) - min(finite) + 0.1)
+        for row, cs in costs.items():
+            if not allowed[row]:
+                continue  # memory failure: pruned, not modelled
+            for c in cs:
+                rows.append(row)
+                ys.append(math.log(c) if math.isfinite(c) and c > 0 else penalty)
+        y = np.asarray(ys)
+        n = len(ys)
+        retune = self.model is None or n >= max(self._tuned_at * self.REOPTIMISE, self._tuned_at + 4)
+        # warm start from the last hyperparameters; between re-tunes keep them fixed (one Cholesky)
+        model = self._gpr(kernel=self._kernel(float(np.std(y))), normalize_y=True, noise="gaussian",
+                          optimizer="fmin_l_bfgs_b" if retune else None,
+                          n_restarts_optimizer=1 if self.model is None else 0, random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter from the kernel optimiser at bounds
+            model.fit(self.X[rows], y)
+        if retune:
+            self._tuned_at = n
+            params = model.kernel_.get_params()
+            self._theta = {"c": float(params["k1__k1__constant_value"]),
+                           "ls": np.atleast_1d(params["k1__k2__length_scale"]).astype(float),
+                           "noise": float(model.noise_ or 0.0) * max(float(np.std(y)), 1e-6) ** 2}
+        self.model = model
+        return True
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation of log cost at ``rows``."""
+        mu, sd = self.model.predict(self.X[rows], return_std=True)
+        return mu, np.maximum(sd, 1e-9)
+
+    def sample(self, rows: np.ndarray, rng: np.random.Generator,
+               temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """One joint draw of log cost over ``rows`` (or a random subset of them); returns (rows, values).
+
+        ``temperature`` scales the posterior spread (1 = the exact posterior)."""
+        if rows.size > MAX_JOINT:
+            rows = np.sort(rng.choice(rows, MAX_JOINT, replace=False))
+        mu, cov = self.model.predict(self.X[rows], return_cov=True)
+        cov = 0.5 * (cov + cov.T)
+        jitter = 1e-9 * max(float(np.mean(np.diag(cov))), 1e-12)
+        for _ in range(6):
+            try:
+                chol = np.linalg.cholesky(cov + jitter * np.eye(rows.size))
+                break
+            except np.linalg.LinAlgError:
+                jitter *= 100
+        else:  # numerically degenerate: independent draws from the marginals
+            sd = np.sqrt(np.maximum(np.diag(cov), 0))
+            return rows, mu + temperature * sd * rng.standard_normal(rows.size)
+        return rows, mu + temperature * (chol @ rng.standard_normal(rows.size))
+
+    def recommend(self, measured: np.ndarray, costs: dict[int, list[float]]) -> int | None:
+        """The measured, feasible config with the lowest posterior mean."""
+        rows = np.array([r for r in np.flatnonzero(measured) if any(math.isfinite(c) for c in costs[r])])
+        if rows.size == 0:
+            return None
+        mu, _ = self.predict(rows)
+        return int(rows[int(np.argmin(mu))])
+
+
+class ModelBased(Strategy):
+    """Shared by Bayesian optimisation and Thompson sampling: a spread-out
+    initial design, then :meth:`choose` on the fitted GP; recommendation by
+    posterior mean among measured configs."""
+
+    init_points = 3
+
+    def __init__(self, space, *, seed: int = 0, start=None) -> None:
+        super().__init__(space, seed=seed, start=start)
+        self.gp = GPSurrogate(self.lattice, seed)
+        n_init = min(len(self.lattice), self.init_points)
+        # The first trial is the top corner (every clock and batch at its maximum:
+        # where DVFS runs, so rarely far from good and never a wasted reference),
+        # then a Latin hypercube over the rest.
+        top = self.lattice.find(tuple(len(k) - 1 if k.ordered else 0 for k in space.knobs))
+        self._design = ([top] if top is not None else []) + [
+            r for r in self.lattice.design(n_init - 1, self.rng, self.allowed) if r != top]
+        self._fitted = False
+
+    def tell(self, config, cost, measurement=None) -> None:
+        super().tell(config, cost, measurement)
+        self._fitted = False
+
+    def _ensure_fit(self) -> bool:
+        if not self._fitted:
+            self._fitted = self.gp.fit(self.costs, self.allowed)
+        return self._fitted
+
+    def ask(self):
+        while self._design:
+            row = self._design.pop(0)
+            if self.allowed[row] and row not in self.costs:
+                return self.lattice.configs[row]
+        candidates = np.flatnonzero(self.allowed)
+        if candidates.size == 0:
+            return None
+        if not self._ensure_fit():  # everything so far failed: keep exploring at random
+            fresh = candidates[~self.measured()[candidates]]
+            return self.lattice.configs[int(self.rng.choice(fresh if fresh.size else candidates))]
+        return self.lattice.configs[self.choose(candidates)]
+
+    def choose(self, candidates: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def best(self):
+        if len(self.costs) < 2 or not self._ensure_fit():
+            return super().best()
+        row = self.gp.recommend(self.measured() & self.allowed, self.costs)
+        return self.lattice.configs[row] if row is not None else super().best()

@@ -1,0 +1,1 @@
+"""Inference workloads behind one interface (:mod:`workloads.base`)."""
