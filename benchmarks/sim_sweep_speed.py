@@ -1,7 +1,9 @@
-"""Speed of a full analytic sweep on a simulated board (simulator issue: < 10 s).
+"""Speed of a full analytic sweep on a simulated board (issues 3 and 4: < 10 s).
 
-Nano x AlexNet: 15 CPU x 12 GPU frequencies x batch {8, 16, 32, 64} x 3 repeats,
-each a simulated Measurement of 3,200 inferences with noise. Prints JSON.
+Nano x AlexNet: 15 CPU x 12 GPU frequencies x batch {8, 16, 32, 64}, each trial
+at least 3 repeats of 3,200 simulated inferences, through the product's own
+path — TrialRunner, the Sweep strategy, the Search loop and the SQLite store
+(the same code `edgetune sweep` runs, without the plots). Prints JSON.
 Everything measured here is simulated; only the wall time is real.
 
     python benchmarks/sim_sweep_speed.py [--profile jetson-nano] [--workload alexnet]
@@ -11,41 +13,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
-from tuner.config import Config
+from tuner.objective import Objective
+from tuner.runner import TrialRunner
+from tuner.search import build_space, measure_reference, search
 from tuner.sim.board import SimBoard
+from tuner.store import Store
+from tuner.strategies import make_strategy
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="jetson-nano")
     ap.add_argument("--workload", default="alexnet")
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    board = SimBoard(args.profile, seed=0)
-    batches = (8, 16, 32, 64)
     t0 = time.perf_counter()
-    n = infeasible = 0
-    best = None
-    for fc in board.profile.cpu_khz:
-        for fg in board.profile.gpu_hz:
-            for bs in batches:
-                cfg = Config({"cpu_freq_khz": fc, "gpu_freq_hz": fg, "batch_size": bs})
-                for _ in range(args.repeats):
-                    m = board.measure(args.workload, cfg)
-                    n += 1
-                    if not m.feasible:
-                        infeasible += 1
-                    elif best is None or m.energy_j < best[1]:
-                        best = (cfg.to_dict(), m.energy_j)
+    runner = TrialRunner(SimBoard(args.profile, seed=0), args.workload)
+    space = build_space(runner, {"cpu_freq_khz": None, "gpu_freq_hz": None, "batch_size": (8, 16, 32, 64)})
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "edgetune.sqlite")
+        run = store.open_run("sweep", args.profile, args.workload, True, {"bench": True})
+        ref = measure_reference(runner, space, run)
+        strategy = make_strategy("sweep", space)
+        result = search(strategy, runner, Objective(), len(space) + strategy.confirm, run=run, reference=ref)
+        store.close()
     wall = time.perf_counter() - t0
+    best = result.best_trial
     print(json.dumps({
         "benchmark": "sim_sweep_speed", "simulated": True, "profile": args.profile, "workload": args.workload,
-        "configs": len(board.profile.cpu_khz) * len(board.profile.gpu_hz) * len(batches),
-        "measurements": n, "infeasible": infeasible, "wall_s": round(wall, 3),
-        "target_wall_s": 10.0, "meets_target": wall < 10.0,
-        "lowest_single_reading": {"config": best[0], "energy_j": round(best[1], 2)} if best else None,
+        "configs": len(space), "trials": len(result.steps), "repeats_measured": runner.measured,
+        "infeasible": sum(1 for s in result.steps if not s.trial.measurement.feasible),
+        "wall_s": round(wall, 3), "target_wall_s": 10.0, "meets_target": wall < 10.0,
+        "best": {"config": best.config.to_dict(), "energy_j": round(best.measurement.energy_j, 2),
+                 "repeats": best.measurement.repeats} if best else None,
     }, indent=2))
 
 

@@ -81,9 +81,14 @@ class OnlineDescent(Strategy):
             yield here
         x = self.lattice.index[here].copy()
         self.position = here
+        rest = {d: 0 for d in self.dims}  # rounds a knob sits out after its probes failed
+        misses = {d: 0 for d in self.dims}
         while True:
             probes: dict[int, tuple[int, int]] = {}  # dim -> (row, direction)
             for d in self.dims:
+                if rest[d] > 0:
+                    rest[d] -= 1
+                    continue
                 h = max(1, int(round(self.step[d])))
                 for direction in (self.sign[d], -self.sign[d]):
                     y = x.copy()
@@ -98,6 +103,11 @@ class OnlineDescent(Strategy):
                 probes[d] = (row, direction)
             f_here = self._cost(here)
             better = {d: (r, s) for d, (r, s) in probes.items() if self._cost(r) < f_here}
+            for d in probes:
+                # a knob whose probe keeps failing (a batch already at its best
+                # size) sits out 1, 2, 4 ... rounds while the others move
+                misses[d] = 0 if d in better else misses[d] + 1
+                rest[d] = 0 if d in better else min(2 ** (misses[d] - 1), 4)
             moved = False
             if better:
                 target = x.copy()
@@ -117,8 +127,10 @@ class OnlineDescent(Strategy):
                             self.step[d] = min(self.step[d] * self.growth, (len(self.space.knobs[d]) - 1) / 2)
                     here, x, moved = best, self.lattice.index[best].copy(), True
                     self.position = here
+            if not moved and not probes and any(rest.values()):
+                continue  # every knob was sitting out: nothing was tried this round
             if not moved:
-                for d in self.dims:
+                for d in probes:
                     self.sign[d] = -self.sign[d]
                     self.step[d] = max(1.0, self.step[d] / 2)
                 self.converged = all(self.step[d] <= 1.0 for d in self.dims) and self._stuck(x, here)

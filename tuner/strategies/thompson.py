@@ -20,7 +20,7 @@ class ThompsonSampling(ModelBased):
     name = "thompson"
     summary = "Thompson sampling: joint draws from a GP posterior over the correlated configs"
 
-    plausible = 400  # candidates in one joint draw
+    plausible = 300  # candidates in one joint draw
     temperature = 1.0
     max_measurements = 2
     def choose(self, candidates: np.ndarray) -> int:
