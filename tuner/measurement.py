@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tuner.config import Config
+from tuner.residency import merge
 
 #: Failure reasons that start with this are memory failures: a larger batch or
 #: more instances fail too, whatever the clocks (strategies prune them).
@@ -110,7 +111,7 @@ class Measurement:
             batch_latency_p50_s=statistics.fmean(m.batch_latency_p50_s for m in repeats),
             batch_latency_p95_s=statistics.fmean(m.batch_latency_p95_s for m in repeats),
             temperatures_c=temps,
-            residency=first.residency,
+            residency=merge([(m.time_s, m.residency) for m in repeats]),
             idle_power_w=statistics.fmean(m.idle_power_w for m in repeats),
             repeats=sum(m.repeats for m in repeats),
             energy_spread=(max(energies) - min(energies)) / mean_e if mean_e > 0 else 0.0,

@@ -98,17 +98,18 @@ def _per_batch(result: SearchResult, references: dict[int, Trial]) -> dict[str, 
 
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
     path = out_dir / "summary.json"
-    path.write_text(json.dumps(_finite(summary), indent=2) + "\n")
+    path.write_text(json.dumps(finite_json(summary), indent=2) + "\n")
     return path
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
+    """``value`` with every inf/NaN float as None, so that it is valid JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
@@ -184,3 +185,68 @@ def plot_topology(out_dir: Path, result: SearchResult, workload: str, board: str
         plt.close(fig)
         files.append(path)
     return files
+
+
+def plot_compare(out_dir: Path, doc: dict[str, Any]) -> list[Path] | str:
+    """A bar chart of the compared quantity per governor (DVFS dashed) and the
+    CPU/GPU frequency residency of each row."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plots skipped: matplotlib is not installed (pip install 'edgetune[plots]')"
+    rows = doc["rows"]
+    rate = doc.get("rate_ips")
+    key, label = ("avg_power_w", "average power (W)") if rate else ("energy_per_inference_mj",
+                                                                    "energy per inference (mJ)")
+    tag = " (simulated)" if doc.get("simulated") else ""
+    names = [r["governor"] for r in rows]
+    values = [r[key] if r["feasible"] else 0.0 for r in rows]
+    colors = ["tab:green" if r["governor"] in ("tuned", "online") else
+              ("tab:blue" if r["governor"] == doc["dvfs"] else "tab:gray") for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(rows) + 2), 4.8))
+    ax.bar(range(len(rows)), values, color=colors)
+    dvfs_value = next(r[key] for r in rows if r["governor"] == doc["dvfs"])
+    if dvfs_value and math.isfinite(dvfs_value):
+        ax.axhline(dvfs_value, color="tab:blue", linestyle="--", linewidth=1, label=f"DVFS ({doc['dvfs']})")
+    for i, r in enumerate(rows):
+        text = "infeasible" if not r["feasible"] else (
+            f"{r['saving_vs_dvfs'] * 100:+.1f} %" if r["saving_vs_dvfs"] is not None else "")
+        ax.text(i, values[i], text, ha="center", va="bottom", fontsize=7, rotation=90 if not r["feasible"] else 0)
+    ax.set_xticks(range(len(rows)), names, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel(label)
+    service = f" at {rate:g}/s" if rate else ""
+    ax.set_title(f"{doc['workload']} on {doc['board']}{tag}{service}: saving vs DVFS", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    bars = out_dir / "compare.png"
+    fig.savefig(bars, dpi=110)
+    plt.close(fig)
+
+    with_res = [r for r in rows if r["feasible"] and r.get("residency")]
+    if not with_res:
+        return [bars]
+    domains = sorted({d for r in with_res for d in r["residency"]})
+    fig, axes = plt.subplots(len(with_res), len(domains), figsize=(4.2 * len(domains), 1.6 * len(with_res) + 0.6),
+                             squeeze=False)
+    for i, r in enumerate(with_res):
+        for j, dom in enumerate(domains):
+            ax = axes[i][j]
+            table = r["residency"].get(dom, {})
+            freqs = [int(f) for f in table]
+            scale = 1e3 if dom == "cpu" else 1e6  # kHz -> MHz, Hz -> MHz
+            ax.bar([f"{f / scale:g}" for f in freqs], list(table.values()), color="tab:purple")
+            ax.set_ylim(0, 1)
+            ax.tick_params(axis="x", labelsize=6, rotation=90)
+            ax.tick_params(axis="y", labelsize=6)
+            if j == 0:
+                ax.set_ylabel(r["governor"], fontsize=7)
+            if i == 0:
+                ax.set_title(f"{dom.upper()} residency (MHz)", fontsize=8)
+    fig.tight_layout()
+    hist = out_dir / "residency.png"
+    fig.savefig(hist, dpi=110)
+    plt.close(fig)
+    return [bars, hist]

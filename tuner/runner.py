@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tuner.boards.base import AnalyticBoard, Board
 from tuner.config import BATCH_SIZE, CPU_GOVERNOR, GPU_GOVERNOR, Config, Knob
 from tuner.errors import ConfigError, EdgetuneError, HardwareError
 from tuner.measurement import OOM_PREFIX, Measurement, percentile
+from tuner.residency import ResidencySampler
 from tuner.sampler import DEFAULT_RATE_HZ, Sampler
-from workloads.base import Infeasible, Workload
+from workloads.base import Infeasible, RunResult, Workload
 
 DEFAULT_INFERENCES = 3200  # per repeat, as in the reference study
+CANNOT_KEEP_UP = "cannot keep up"
+MAX_MISSED_SHARE = 0.01  # rate-driven: more than 1 % of batches late is not keeping up
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class RunPolicy:
     timeout_s: float | None = None
     settle_s: float = 0.2
     sample_rate_hz: float = DEFAULT_RATE_HZ
+    rate_ips: float | None = None  # rate-driven: inferences per second the application asks for
 
     def __post_init__(self) -> None:
         if self.inferences < 1:
@@ -57,6 +61,8 @@ class RunPolicy:
             raise ConfigError(f"repeats must satisfy 1 <= min ({self.min_repeats}) <= max ({self.max_repeats})")
         if self.max_spread <= 0:
             raise ConfigError("the repeat spread limit must be positive")
+        if self.rate_ips is not None and not self.rate_ips > 0:
+            raise ConfigError("the target rate must be positive")
 
 
 @dataclass
@@ -159,7 +165,8 @@ class TrialRunner:
 
     def _once(self, config: Config) -> Measurement:
         if self.analytic:
-            return self.board.measure(self.workload, config, self.policy.inferences)  # type: ignore[union-attr]
+            m = self.board.measure(self.workload, config, self.policy.inferences)  # type: ignore[union-attr]
+            return paced(m, self.policy.rate_ips) if self.policy.rate_ips else m
         try:
             return self._sampled(config)
         except (ConfigError, HardwareError):
@@ -175,23 +182,36 @@ class TrialRunner:
         p = self.policy
         source = self.board.power_source()
         sampler = Sampler(source, p.sample_rate_hz).start() if source is not None else None
+        clocks = getattr(self.board, "clocks", None)
+        residency = ResidencySampler(clocks, p.sample_rate_hz) if clocks is not None else None
+        batch = int(config.get(BATCH_SIZE, 1))
+        misses = 0
         try:
             warmup = p.warmup_inferences
             if warmup is None:
-                warmup = 2 * int(config.get(BATCH_SIZE, 1))
+                warmup = 2 * batch
             if sampler:
                 sampler.mark("warmup")
             if warmup > 0:
                 self.workload.run(warmup)
+            if residency:
+                residency.start()
             t0 = sampler.mark("inference") if sampler else time.monotonic()
-            result = self.workload.run(p.inferences)
+            if p.rate_ips:
+                result, misses = self._paced_run(p.inferences, batch, p.rate_ips)
+            else:
+                result = self.workload.run(p.inferences)
             t1 = time.monotonic()
         finally:
             trace = sampler.stop() if sampler else None
+            shares = residency.stop() if residency else {}
         elapsed = t1 - t0
         if p.timeout_s is not None and elapsed > p.timeout_s:
             return Measurement.infeasible(config, f"timeout: the run took {elapsed:.1f} s > {p.timeout_s:g} s",
                                           simulated=self.simulated)
+        if misses > MAX_MISSED_SHARE * max(1, math.ceil(p.inferences / batch)):
+            return Measurement.infeasible(config, f"{CANNOT_KEEP_UP}: {misses} batches missed their deadline at "
+                                          f"{p.rate_ips:g}/s", simulated=self.simulated)
         energy, rails = math.nan, {}
         if trace is not None:
             report = trace.energy(t0, t1)
@@ -201,8 +221,57 @@ class TrialRunner:
             config=config, simulated=self.simulated, energy_j=energy, time_s=elapsed,
             inferences=result.inferences, rail_energy_j=rails,
             batch_latency_p50_s=percentile(lat, 50), batch_latency_p95_s=percentile(lat, 95),
-            temperatures_c=self.board.temperatures(),
+            temperatures_c=self.board.temperatures(), residency=shares,
         )
+
+    def _paced_run(self, inferences: int, batch: int, rate: float) -> tuple[RunResult, int]:
+        """Run at the application's rate: one batch per ``batch / rate`` seconds, idle
+        in between; a batch that ends after the next one was due missed its deadline."""
+        assert not isinstance(self.workload, str)
+        period = batch / rate
+        out = RunResult(0)
+        misses = 0
+        start = time.monotonic()
+        k = 0
+        while out.inferences < inferences:
+            due = start + k * period
+            now = time.monotonic()
+            if now < due:
+                time.sleep(due - now)
+            part = self.workload.run(min(batch, inferences - out.inferences))
+            out.inferences += part.inferences
+            out.batch_latencies_s += part.batch_latencies_s
+            k += 1
+            if time.monotonic() > start + k * period + 1e-3:
+                misses += 1
+        # the window ends when the last frame's period does: idle time after it is part of the service
+        end = start + k * period
+        if time.monotonic() < end:
+            time.sleep(end - time.monotonic())
+        out.wall_s = time.monotonic() - start
+        return out, misses
+
+
+def paced(m: Measurement, rate: float) -> Measurement:
+    """A fixed-work measurement turned into the same work served at ``rate`` per second.
+
+    The board runs flat out for ``m.time_s`` and idles (at ``m.idle_power_w``)
+    for the rest of the ``inferences / rate`` seconds — how a rate-driven
+    application that finishes each frame early behaves. A config slower than
+    the rate cannot keep up: infeasible. Used for computed (simulated,
+    replayed) measurements; a real board is paced for real by the runner.
+    """
+    if not m.feasible:
+        return m
+    if m.throughput_ips < rate:
+        return replace(m, feasible=False, failure=f"{CANNOT_KEEP_UP}: {m.throughput_ips:.1f}/s < {rate:g}/s")
+    wall = m.inferences / rate
+    idle = m.idle_power_w if math.isfinite(m.idle_power_w) else 0.0
+    extra = idle * (wall - m.time_s)
+    rails = dict(m.rail_energy_j)
+    if "total" in rails:
+        rails["total"] += extra
+    return replace(m, energy_j=m.energy_j + extra, time_s=wall, rail_energy_j=rails)
 
 
 def _reason(exc: Infeasible) -> str:

@@ -99,6 +99,15 @@ class SysfsBoard:
             values[EMC_FREQ] = self.emc.cur_freq()
         return Config(values)
 
+    def clocks(self) -> dict[str, int]:
+        """Current CPU (first policy, kHz) and GPU (Hz) frequency: what residency sampling reads."""
+        out = {}
+        if self.cpu.policies:
+            out["cpu"] = self.cpu.cur_freq(self.cpu.policies[0])
+        if self.gpu is not None:
+            out["gpu"] = self.gpu.cur_freq()
+        return out
+
     def knob_files(self) -> list[str]:
         files = self.cpu.knob_files()
         if self.gpu is not None:

@@ -284,6 +284,54 @@ def tune(
 
 
 @app.command()
+def compare(
+    workload: str = WorkloadOpt,
+    board: str = BoardOpt,
+    root: Path = RootOpt,
+    governors: Optional[str] = typer.Option(None, "--governors", help="Kernel governor pairs CPU/GPU to compare, "
+                                            "comma-separated ('-' = the board's default side), e.g. "
+                                            "performance/performance,powersave/-. Default: DVFS, then every other "
+                                            "CPU governor and every other GPU governor alone."),
+    tuned: Optional[Path] = typer.Option(None, "--tuned", help="Run directory of a `tune` or `sweep` whose best "
+                                         "config is the tuned row."),
+    config: Optional[str] = typer.Option(None, "--config", help="The tuned row's config instead: JSON or "
+                                         "cpu_freq_khz=921600,gpu_freq_hz=614400000."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Rate-driven: the application asks for this many "
+                                         "inferences per second; rows compare average power at equal service and "
+                                         "a config that cannot keep up is infeasible."),
+    online: bool = typer.Option(False, "--online", help="Add a row for the online governor (gradient descent "
+                                "moving the clocks while the workload runs, exploration included)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Batch size every governor runs at (16 as in the "
+                                   "reference study)."),
+    strategy: str = typer.Option("bo", "--strategy", help="Strategy of the tune run when no --tuned/--config."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="Budget of that tune (count or share; "
+                                         "default 10%)."),
+    inferences: int = InferencesOpt,
+    repeats: int = RepeatsOpt,
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the bar chart and residency histograms."),
+    time_scale: float = TimeScaleOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure the workload under the kernel's governors and under a tuned config: the saving over DVFS.
+
+    Every row repeats until its repeats agree, and reports energy, time,
+    average power, energy per inference, saving and latency cost vs DVFS, and
+    the CPU/GPU frequency residency. Without --tuned or --config a tune runs
+    first. Writes compare.json, compare.png and residency.png to the run
+    directory; the board is restored afterwards."""
+    from tuner.cli.comparing import render_compare, run_compare_command
+    from tuner.cli.searching import make_policy
+
+    doc = run_compare_command(board=board, root=root, workload=workload, governors=governors, tuned_dir=tuned,
+                              config_text=config, rate=rate, online=online, batch_size=batch_size,
+                              strategy=strategy, budget=budget, policy=make_policy(inferences, repeats, None, None),
+                              out=out, seed=seed, plots=plots, time_scale=time_scale)
+    emit_json(doc) if as_json else render_compare(doc)
+
+
+@app.command()
 def bench(
     board: str = typer.Option(..., "--board", help="sim:PROFILE or replay:RUN_DIR (a sweep recorded with "
                               "`edgetune sweep --out`, on a real board or not)."),

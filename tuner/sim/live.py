@@ -32,7 +32,7 @@ from tuner.boards.cpufreq import CpuFreq
 from tuner.boards.devfreq import find_gpu
 from tuner.boards.ina3221 import discover_rails
 from tuner.boards.jetson import EMULATION_MARKER
-from tuner.errors import EdgetuneError
+from tuner.errors import EdgetuneError, HardwareError
 from tuner.sim.governors import PINNED, cpu_residency, gpu_residency
 from tuner.sim.model import DeviceModel, device_model
 from tuner.sim.tree import kernel_freq, replace_file
@@ -195,7 +195,12 @@ class LiveSimulator:
         last = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
-            self.step(now - last)
+            try:
+                self.step(now - last)
+            except (HardwareError, OSError):
+                # a knob file caught half-written by the backend (emulated files are
+                # not atomic like kernfs attributes): the next tick reads it whole
+                pass
             last = now
             self._stop.wait(period)
 
