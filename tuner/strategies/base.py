@@ -71,6 +71,8 @@ class Lattice:
         rows = np.flatnonzero(allowed)
         if rows.size <= n:
             return [int(r) for r in rows]
+        if n <= 1:
+            return [int(rng.choice(rows))] if n == 1 else []
         best: list[int] = []
         best_gap = -1.0
         for _ in range(tries):
