@@ -45,13 +45,15 @@ def state_dir(root: str | Path = "/") -> Path:
     return Path(xdg) / "edgetune"
 
 
-def open_workload(name: str, board: Board | AnalyticBoard, *, time_scale: float = 1.0) -> Any:
+def open_workload(name: str, board: Board | AnalyticBoard, *, time_scale: float = 1.0,
+                  options: dict[str, Any] | None = None) -> Any:
     """The workload for ``name`` on ``board``.
 
     Simulated and replayed boards run the calibrated reference workloads by
-    name; an emulated tree runs them live (their batches take the model's
-    time at the tree's clocks). Real inference workloads plug in here through
-    the ``workloads`` package.
+    name; an emulated tree runs them live (their batches take the model's time
+    at the tree's clocks). Any other board runs the registered workload of that
+    name for real (``edgetune workloads list``), with ``options`` (weights,
+    images, device, ...).
     """
     if isinstance(board, AnalyticBoard):
         board.workload_knobs(name)  # unknown names fail here with the list
@@ -61,9 +63,9 @@ def open_workload(name: str, board: Board | AnalyticBoard, *, time_scale: float 
         from tuner.sim.workload import LiveSimWorkload
 
         return LiveSimWorkload(name, root, time_scale=time_scale)
-    raise EdgetuneError(f"workload {name!r} cannot run on this board yet: only the simulated reference workloads "
-                        "(alexnet, resnet18, mobilenet_v2, yolov4_tiny, bert_tiny, distilbert) on sim: boards and "
-                        "emulated trees are available in this version")
+    from workloads.registry import make_workload
+
+    return make_workload(name, **(options or {}))
 
 
 @dataclass

@@ -29,6 +29,8 @@ app = typer.Typer(
 sim_app = typer.Typer(help="Simulated boards: emulated sysfs trees for testing without a Jetson.",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+workloads_app = typer.Typer(help="Inference workloads edgetune can run and tune.", no_args_is_help=True)
+app.add_typer(workloads_app, name="workloads")
 
 RootOpt = typer.Option(Path("/"), "--root", help="Filesystem root holding /sys, /proc and /etc: '/' on a "
                        "real board, or a directory made by `edgetune sim create`.")
@@ -371,6 +373,99 @@ def bench(
     with Progress("bench", len(names) * seeds) as bar:
         doc = run_bench(spec, progress=lambda name, seed, total: bar.advance(description=f"bench {name}"))
     emit_json(doc) if as_json else render_bench(doc)
+
+
+@workloads_app.command("list")
+def workloads_list(as_json: bool = JsonOpt) -> None:
+    """List the registered workloads (entry-point group edgetune.workloads) and the
+    simulated ones, with what each needs installed."""
+    from workloads.registry import list_workloads
+
+    items = [w.to_dict() for w in list_workloads()]
+    if as_json:
+        emit_json({"workloads": items})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title_justify="left")
+    for col in ("workload", "kind", "available", "description"):
+        t.add_column(col)
+    for w in items:
+        avail = "yes" if w["available"] else f"no: pip install {' '.join(w['missing'])}"
+        t.add_row(w["name"], "simulated" if w["simulated"] else "real", avail, w["description"])
+    Console().print(t)
+
+
+@app.command()
+def run(
+    workload: str = typer.Option(..., "--workload", "-w", help="A workload from `edgetune workloads list`."),
+    board: str = typer.Option("auto", "--board", help="auto (a Jetson at --root; elsewhere this Linux machine, "
+                              "time only unless it has RAPL), jetson, linux, nvml[:N] or sim:PROFILE."),
+    root: Path = RootOpt,
+    batch_size: int = typer.Option(1, "--batch-size", help="Inferences per batch."),
+    inferences: int = typer.Option(64, "--inferences", help="Inferences to run (after one warm-up batch)."),
+    cpu_freq: Optional[str] = typer.Option(None, "--cpu-freq", help="Pin the CPU for the run, e.g. 1428MHz."),
+    gpu_freq: Optional[str] = typer.Option(None, "--gpu-freq", help="Pin the GPU for the run, e.g. 614.4MHz."),
+    graph: Optional[str] = typer.Option(None, "--graph", help="eager or script (static graph), where supported."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda, where supported."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Weights file (state dict) instead of random."),
+    model_file: Optional[str] = typer.Option(None, "--model-file", help="Model file for workloads that take one."),
+    images: Optional[str] = typer.Option(None, "--images", help="Directory of images, decoded on the CPU per "
+                                         "batch (default: synthetic tensors)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run one config of a workload once and print the measurement: inferences, time,
+    throughput and batch latency always; energy where the board has power sensors.
+    Clocks given here are restored afterwards."""
+    from tuner.boards.factory import open_board
+    from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
+    from tuner.errors import BoardNotFound
+    from tuner.runner import RunPolicy, TrialRunner
+    from tuner.session import open_workload
+    from tuner.units import parse_freq
+
+    try:
+        b = open_board(board, root)
+    except BoardNotFound:
+        if board != "auto":
+            raise
+        from tuner.boards.linux import LinuxBoard
+        from tuner.sysfs import Sysfs
+
+        b = LinuxBoard(Sysfs(root))
+    values: dict[str, Any] = {BATCH_SIZE: batch_size}
+    if cpu_freq:
+        values[CPU_FREQ] = parse_freq(cpu_freq, "kHz")
+    if gpu_freq:
+        values[GPU_FREQ] = parse_freq(gpu_freq, "Hz")
+    if graph:
+        values["graph"] = graph
+    if device:
+        values["device"] = device
+    config = Config(values)
+    wl = open_workload(workload, b, options={"weights": weights, "model_file": model_file, "images": images})
+    runner = TrialRunner(b, wl, RunPolicy(inferences=inferences, warmup_inferences=batch_size, min_repeats=1,
+                                          max_repeats=1, settle_s=0.0 if not config.hardware() else 0.2))
+    try:
+        trial = runner.measure(config)
+    finally:
+        runner.teardown()
+        if config.hardware():
+            b.restore()
+    m = trial.measurement
+    doc = {"board": b.info.profile or b.info.kind, "workload": workload, **m.to_dict(),
+           "load_s": getattr(wl, "load_s", None)}
+    if as_json:
+        emit_json(doc)
+        return
+    if not m.feasible:
+        raise EdgetuneError(f"the run failed: {m.failure}")
+    energy = f", {m.energy_j:.2f} J ({m.energy_per_inference_j * 1e3:.2f} mJ/inference, {m.avg_power_w:.2f} W)" \
+        if m.energy_j == m.energy_j else " (no power sensors: no energy)"
+    sim = " (simulated)" if m.simulated else ""
+    typer.echo(f"{workload}{sim}: {m.inferences} inferences in {m.time_s:.3f} s ({m.throughput_ips:.1f}/s){energy}; "
+               f"batch latency p50 {m.batch_latency_p50_s * 1e3:.1f} ms, p95 {m.batch_latency_p95_s * 1e3:.1f} ms")
 
 
 @app.command()
