@@ -45,6 +45,23 @@ class SearchResult:
         return sum(1 for s in self.steps if not s.reused)
 
 
+def parse_budget(text: str | None, size: int) -> int:
+    """A budget as written by a user: a number of trials (``40``) or a share of the
+    space (``10%``, ``0.1``); None is 10 % of the space. At least one trial, at
+    most three times the space (a strategy may re-measure)."""
+    if text is None:
+        return max(1, math.ceil(0.1 * size))
+    t = str(text).strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ConfigError(f"a budget is a trial count (40) or a share of the space (10%), not {text!r}") from None
+    if not value > 0:
+        raise ConfigError("the budget must be positive")
+    n = math.ceil(value * size) if (t.endswith("%") or value < 1) else int(value)
+    return max(1, min(n, size * 3))
+
+
 def build_space(runner: TrialRunner, knobs: dict[str, tuple | None]) -> Space:
     """The search space: the named knobs, with the device's (or workload's) domain
     narrowed to the given values where a tuple is given.

@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS trials (
     UNIQUE (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS trials_by_config ON trials (run_id, config);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 """
 
 SEARCH = "search"
@@ -103,6 +108,17 @@ class Store:
         else:
             run_id = row[0]
         return Run(self, int(run_id), key)
+
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        """A small JSON document kept across restarts (the daemon's per-workload state)."""
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_state(self, key: str, value: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO state (key, value, updated) VALUES (?, ?, ?) "
+                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                            (key, json.dumps(value, default=str), time.time()))
 
     def runs(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT id, key, kind, board, workload, simulated, created, updated, "

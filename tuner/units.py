@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from tuner.errors import EdgetuneError
 
@@ -48,3 +49,16 @@ def parse_list(text: str | None, parse, what: str) -> tuple | None:
         return tuple(parse(t.strip()) for t in items)
     except ValueError:
         raise EdgetuneError(f"{what}: cannot read {text!r} (write e.g. 8,16,32)") from None
+
+
+def config_text(config: Mapping[str, object]) -> str:
+    """A config as people read it: ``CPU 1479 MHz, GPU 614.4 MHz, batch_size=16``."""
+    parts = []
+    for k, v in config.items():
+        if k == "cpu_freq_khz":
+            parts.append(f"CPU {int(v) / 1e3:g} MHz")  # type: ignore[call-overload]
+        elif k == "gpu_freq_hz":
+            parts.append(f"GPU {int(v) / 1e6:g} MHz")  # type: ignore[call-overload]
+        else:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)

@@ -6,6 +6,16 @@ from tuner.sysfs import Sysfs
 
 THERMAL_GLOB = "/sys/devices/virtual/thermal/thermal_zone*"
 
+#: Zones that are not sensors: on Nano, TX1 and TX2 ``PMIC-Die`` reads a
+#: constant 100 °C. Shown by ``probe``, never used for a temperature limit.
+PLACEHOLDER_ZONES = frozenset({"PMIC-Die"})
+
+
+def hottest(temps: dict[str, float]) -> float | None:
+    """The highest real zone temperature (°C), or None when no zone reads."""
+    values = [t for name, t in temps.items() if name not in PLACEHOLDER_ZONES and t == t]
+    return max(values) if values else None
+
 
 class Thermal:
     def __init__(self, fs: Sysfs) -> None:

@@ -51,9 +51,9 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
     from governors.compare import GOVERNOR_ROLE, compare, measure_governor
     from governors.kernel import kernel_governors
     from governors.online import run_online
-    from tuner.cli.searching import Progress, _budget
+    from tuner.cli.searching import Progress
     from tuner.report import finite_json, plot_compare
-    from tuner.search import search
+    from tuner.search import parse_budget, search
     from tuner.session import Session
     from tuner.strategies import make_strategy, strategy_class
 
@@ -71,7 +71,7 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
         runner = session.runner
         tune_trials = 0
         if given is None:
-            n = _budget(budget, len(session.space))
+            n = parse_budget(budget, len(session.space))
             strat = make_strategy(strategy, session.space, seed=seed)
             with Progress(f"tune {workload} ({strategy})", n) as bar:
                 result = search(strat, runner, objective, n, run=session.run, on_step=lambda s: bar.advance())

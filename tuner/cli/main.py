@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 
+from tuner.daemon.protocol import DEFAULT_SOCKET
 from tuner.errors import EdgetuneError
 
 app = typer.Typer(
@@ -486,6 +487,60 @@ def restore(root: Path = RootOpt) -> None:
         raise EdgetuneError(f"restored {len(entries) - len(failures)} of {len(entries)} values; "
                             f"still changed: {'; '.join(failures)}")
     typer.echo(f"restored {len(entries)} values from {fs.journal.path}")
+
+
+SocketOpt = typer.Option(Path(DEFAULT_SOCKET), "--socket", envvar="EDGETUNE_SOCKET",
+                         help="The daemon's control socket (daemon.socket in its config).")
+
+
+@app.command()
+def daemon(
+    config: Path = typer.Option(Path("/etc/edgetune/edgetune.toml"), "--config", "-c",
+                                help="TOML settings; see systemd/edgetune.toml for every key."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Run the tuning service: search the configured workload's best config, hold it,
+    re-search when the workload drifts; answer `edgetune status` on the control socket.
+
+    This is what systemd's edgetune.service runs. SIGTERM or Ctrl-C restores every
+    changed clock and exits 0; SIGHUP reloads the config; after a crash or kill -9
+    the next start restores the board before it tunes."""
+    import logging
+
+    from tuner.daemon.service import Daemon
+    from tuner.daemon.settings import load_settings
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise EdgetuneError(f"unknown log level {log_level!r}; use debug, info, warning or error")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    settings = load_settings(config)
+    raise typer.Exit(Daemon(settings, config_path=config).run())
+
+
+@app.command()
+def status(socket: Path = SocketOpt, as_json: bool = JsonOpt) -> None:
+    """Ask the running daemon what it is doing: per workload its state (exploring,
+    holding, paused, safe), the applied config, trials used, the best energy per
+    inference and its saving over DVFS, current power and temperature."""
+    from tuner.cli.status import show_status
+
+    show_status(socket, as_json)
+
+
+@app.command()
+def control(
+    action: str = typer.Argument(..., help="pause, resume, retune, apply or restore."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="For apply: KNOB=VALUE, repeatable "
+                                             "(e.g. --set gpu_freq_hz=614400000 --set batch_size=16)."),
+    socket: Path = SocketOpt,
+) -> None:
+    """Send the daemon a command: pause (stop tuning, keep the clocks), resume,
+    retune (search again now), apply a config (held until resume or retune), or
+    restore (the board's own DVFS settings, then pause)."""
+    from tuner.cli.status import send_control
+
+    send_control(socket, action, set_ or [])
 
 
 def main() -> None:

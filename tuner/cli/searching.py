@@ -8,7 +8,6 @@ stdout stays clean.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
 from tuner.errors import ConfigError
 from tuner.objective import Constraints, Objective
 from tuner.runner import RunPolicy
-from tuner.units import parse_duration, parse_freq, parse_list
+from tuner.units import config_text, parse_duration, parse_freq, parse_list
 
 
 def make_objective(objective: str, latency_slo: str | None, min_throughput: float | None,
@@ -73,7 +72,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                        time_scale: float = 1.0) -> dict[str, Any]:
     """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document."""
     from tuner.report import plot_topology, summarize, write_summary
-    from tuner.search import measure_reference, search
+    from tuner.search import measure_reference, parse_budget, search
     from tuner.session import Session
     from tuner.strategies import make_strategy, strategy_class
 
@@ -82,7 +81,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
     with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
                       seed=seed, spec=spec, time_scale=time_scale) as session:
         space = session.space
-        n = _budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
+        n = parse_budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
         strat = make_strategy(strategy, space, seed=seed)
         # a sweep maps every batch size, so it measures DVFS at each of them (the
         # reference study's per-batch comparison); a tune needs only the default
@@ -120,24 +119,6 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
     return summary
 
 
-def _budget(text: str | None, size: int) -> int:
-    """``--budget``: a number of trials (``40``) or a share of the space (``10%``, ``0.1``)."""
-    if text is None:
-        return max(1, math.ceil(0.1 * size))
-    t = text.strip()
-    try:
-        if t.endswith("%"):
-            value = float(t[:-1]) / 100
-        else:
-            value = float(t)
-    except ValueError:
-        raise ConfigError(f"--budget takes a trial count (40) or a share of the space (10%), not {text!r}") from None
-    if value <= 0:
-        raise ConfigError("--budget must be positive")
-    n = math.ceil(value * size) if (t.endswith("%") or value < 1) else int(value)
-    return max(1, min(n, size * 3))
-
-
 def render_summary(doc: dict[str, Any]) -> None:
     from rich.console import Console
 
@@ -151,11 +132,11 @@ def render_summary(doc: dict[str, Any]) -> None:
         console.print("[red]no feasible config found[/]")
     else:
         cfg = Config(best["config"])
-        console.print(f"best: {_config_text(cfg)}: {best['energy_per_inference_mj']:.3f} mJ/inference, "
+        console.print(f"best: {config_text(cfg)}: {best['energy_per_inference_mj']:.3f} mJ/inference, "
                       f"{best['avg_power_w']:.2f} W, p95 batch {best['batch_latency_p95_ms']:.1f} ms "
                       f"({best['repeats']} repeats, spread {best['energy_spread'] * 100:.1f} %)")
     if dvfs is not None and dvfs.get("energy_per_inference_mj") is not None:
-        console.print(f"DVFS ({_config_text(Config(dvfs['config']))}): {dvfs['energy_per_inference_mj']:.3f} "
+        console.print(f"DVFS ({config_text(Config(dvfs['config']))}): {dvfs['energy_per_inference_mj']:.3f} "
                       "mJ/inference")
     if doc.get("saving_vs_dvfs") is not None:
         console.print(f"saving vs DVFS: [bold]{doc['saving_vs_dvfs'] * 100:.1f} %[/] energy per inference, "
@@ -165,18 +146,6 @@ def render_summary(doc: dict[str, Any]) -> None:
     console.print(f"run directory: {doc['run_dir']}")
     if isinstance(doc.get("plots"), str):
         console.print(doc["plots"])
-
-
-def _config_text(config: Config) -> str:
-    parts = []
-    for k, v in config.items():
-        if k == CPU_FREQ:
-            parts.append(f"CPU {int(v) / 1e3:g} MHz")
-        elif k == GPU_FREQ:
-            parts.append(f"GPU {int(v) / 1e6:g} MHz")
-        else:
-            parts.append(f"{k}={v}")
-    return ", ".join(parts)
 
 
 def render_bench(doc: dict[str, Any]) -> None:

@@ -1,0 +1,91 @@
+"""Bodies of ``edgetune status`` and ``edgetune control``: clients of the daemon's socket.
+
+Standard library only (plain text, no Rich table): ``status`` is what people
+and scripts poll, and DESIGN §7 gives it 0.3 s — no torch, pandas,
+scikit-optimize or pydantic on this path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tuner.daemon.protocol import COMMANDS, request
+from tuner.errors import EdgetuneError
+from tuner.units import config_text
+
+
+def show_status(socket: Path, as_json: bool) -> None:
+    doc = request(socket, {"cmd": "status"})["status"]
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    sys.stdout.write(format_status(doc))
+
+
+def format_status(doc: dict[str, Any]) -> str:
+    if doc.get("starting"):
+        return f"edgetune daemon, pid {doc.get('pid')}: starting (restoring the board, opening the workload)\n"
+    sim = " (simulated)" if doc.get("simulated") else ""
+    temp = doc.get("temperature_c")
+    lines = [f"edgetune {doc.get('version', '?')} daemon, pid {doc.get('pid')}, up {_duration(doc.get('uptime_s'))}",
+             f"board: {doc['board'].get('name')}{sim}" + (f", {temp:.1f} °C" if temp is not None else "")]
+    if doc.get("restored_at_start"):
+        lines.append(f"restored {doc['restored_at_start']} setting(s) an earlier run left changed")
+    errors = {k: v for k, v in (doc.get("errors") or {}).items() if v}
+    if errors:
+        lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in errors.items()))
+    for w in doc.get("workloads", []):
+        lines.append("")
+        lines.append(f"{w['name']}: {w['state']} ({w['reason']})")
+        if w.get("applied"):
+            lines.append(f"  applied:  {config_text(w['applied'])}" + ("  [manual]" if w.get("manual") else ""))
+        lines.append(f"  trials:   {w['trials_used']} in the last search, {w['searches']} search(es) done")
+        if w.get("best_energy_per_inference_mj") is not None:
+            best = f"  best:     {w['best_energy_per_inference_mj']:.3f} mJ/inference ({w['best_repeats']} repeats)"
+            if w.get("saving_vs_dvfs") is not None:
+                saving = w["saving_vs_dvfs"]
+                best += f", {abs(saving) * 100:.1f} % {'below' if saving >= 0 else 'above'} DVFS " \
+                        f"({w['dvfs_energy_per_inference_mj']:.3f} mJ)"
+            lines.append(best)
+        if w.get("power_w") is not None:
+            lines.append(f"  now:      {w['power_w']:.2f} W, {w['throughput_ips']:.1f} inferences/s "
+                         f"(window {w['windows']})")
+    return "\n".join(lines) + "\n"
+
+
+def send_control(socket: Path, action: str, assignments: list[str]) -> None:
+    if action not in COMMANDS or action == "status":
+        raise EdgetuneError(f"unknown action {action!r}; use pause, resume, retune, apply or restore")
+    req: dict[str, Any] = {"cmd": action}
+    if action == "apply":
+        if not assignments:
+            raise EdgetuneError("apply needs at least one --set KNOB=VALUE")
+        req["config"] = dict(_assignment(a) for a in assignments)
+    elif assignments:
+        raise EdgetuneError("--set is for apply only")
+    reply = request(socket, req)
+    sys.stdout.write(f"{action}: accepted; {reply.get('note', '')}\n")
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise EdgetuneError(f"--set takes KNOB=VALUE, not {text!r}")
+    value = value.strip()
+    try:
+        return name.strip(), int(value)
+    except ValueError:
+        try:
+            return name.strip(), float(value)
+        except ValueError:
+            return name.strip(), value
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,653 @@
+"""``edgetune daemon``: the Serve flow (DESIGN §3).
+
+One service loop on the main thread owns the board, the workload and the
+store; the control socket's threads only read a published status snapshot and
+queue commands, so nothing touches the hardware concurrently. The loop:
+
+1. restores whatever a crashed run left in the journal, opens the socket and
+   tells systemd READY;
+2. **explores**: the Search flow with the configured strategy and budget, on a
+   store run keyed by the settings and an *epoch*, so a restart resumes the
+   search where it stopped (measured configs are replayed from the store);
+3. **holds** the best config, measuring the workload in short windows and
+   watching them (:mod:`tuner.daemon.drift`); drift or repeated constraint
+   misses start a new epoch, warm-started at the held config;
+4. above the temperature limit, applies the **safe** config (lowest clocks)
+   at once and goes back when the board has cooled by the hysteresis.
+
+Between trials and windows (the check points) it acts on queued commands, a
+SIGHUP reload and a stop request. SIGTERM/SIGINT interrupt even a running
+trial: every changed setting is restored and the daemon exits 0. Errors that
+belong to one trial or window (a refused knob write, a crashed workload, a
+failing sensor) are logged and counted in the status; the loop backs off and
+carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tuner import __version__
+from tuner.boards.thermal import hottest
+from tuner.config import CPU_FREQ, GPU_FREQ, Config, Knob
+from tuner.daemon.control import ControlServer
+from tuner.daemon.drift import DriftWatch
+from tuner.daemon.notify import Notifier
+from tuner.daemon.protocol import ProtocolError
+from tuner.daemon.settings import Settings, load_settings
+from tuner.errors import ConfigError, EdgetuneError, HardwareError
+from tuner.measurement import Measurement
+from tuner.runner import RunPolicy, TrialRunner
+from tuner.store import Store, run_key
+from tuner.units import parse_duration
+
+log = logging.getLogger("edgetune.daemon")
+
+EXPLORING, HOLDING, PAUSED, SAFE = "exploring", "holding", "paused", "safe"
+STORE_NAME = "edgetune.sqlite"
+MAX_BACKOFF_S = 30.0
+ANALYTIC_WINDOW_CAP_S = 5.0  # an analytic board's window "takes" its simulated time, at most this long
+
+
+class _Preempted(Exception):
+    """A check point found a command, a reload, a stop or heat waiting."""
+
+
+@dataclass
+class WorkloadState:
+    """What the daemon knows about its workload; persisted in the store."""
+
+    name: str
+    state: str = EXPLORING
+    epoch: int = 0
+    reason: str = "first start"
+    best: Config | None = None
+    best_epi_j: float | None = None
+    best_repeats: int = 0
+    dvfs_epi_j: float | None = None
+    applied: Config | None = None
+    manual: bool = False
+    searches: int = 0
+    trials_used: int = 0
+    resume_state: str = HOLDING  # where SAFE goes back to
+    windows: int = 0
+    last_window: dict[str, Any] = field(default_factory=dict)
+
+    def to_store(self, spec_key: str) -> dict[str, Any]:
+        state = self.resume_state if self.state == SAFE else self.state
+        return {"spec_key": spec_key, "state": state, "epoch": self.epoch, "reason": self.reason,
+                "best": self.best.to_dict() if self.best else None, "best_epi_j": self.best_epi_j,
+                "best_repeats": self.best_repeats, "dvfs_epi_j": self.dvfs_epi_j,
+                "applied": self.applied.to_dict() if self.applied else None, "manual": self.manual,
+                "searches": self.searches}
+
+    @classmethod
+    def from_store(cls, name: str, doc: dict[str, Any]) -> WorkloadState:
+        ws = cls(name, state=doc["state"], epoch=int(doc["epoch"]), reason="resumed after a restart",
+                 best=Config(doc["best"]) if doc.get("best") else None, best_epi_j=doc.get("best_epi_j"),
+                 best_repeats=int(doc.get("best_repeats") or 0), dvfs_epi_j=doc.get("dvfs_epi_j"),
+                 applied=Config(doc["applied"]) if doc.get("applied") else None,
+                 manual=bool(doc.get("manual")), searches=int(doc.get("searches") or 0))
+        if ws.state == HOLDING and ws.applied is None:
+            ws.state = EXPLORING if ws.best is None else HOLDING
+            ws.applied = ws.best
+        return ws
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, config_path: str | Path | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        self.config_path = Path(config_path) if config_path else None
+        self.notifier = notifier or Notifier.from_env()
+        self.started = time.time()
+        self.errors = {"sensor": 0, "workload": 0, "knob": 0, "reload": 0}
+        self.restored_at_start = 0
+        self._commands: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._lock = threading.Lock()
+        self._status: dict[str, Any] = {}
+        self._beat_at = time.monotonic()
+        self._backoff = 1.0
+        self._old_handlers: dict[int, Any] = {}
+        self.board: Any = None
+        self.runner: TrialRunner | None = None
+        self.space: Any = None
+        self.store: Store | None = None
+        self.control: ControlServer | None = None
+        self._live: Any = None
+        self.ws: WorkloadState | None = None
+        self.board_name = ""
+        self.temperature_c: float | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until stopped; returns the exit status (0 unless restoring failed)."""
+        self._trap_signals()
+        failures: list[str] = []
+        try:
+            self._open()
+            self.notifier.ready(self._status_line())
+            log.info("ready: %s", self._status_line())
+            self._start_watchdog()
+            self._loop()
+        except KeyboardInterrupt:
+            log.info("stopping")
+        finally:
+            self._ignore_signals()
+            self.notifier.stopping()
+            failures = self._close()
+        if failures:
+            log.error("could not restore %d setting(s): %s; run `edgetune restore`", len(failures),
+                      "; ".join(failures))
+            return 1
+        return 0
+
+    def request_stop(self) -> None:
+        """Stop at the next check point (signals do this and also interrupt a running trial)."""
+        self._stop.set()
+        self._wake.set()
+
+    def _open(self) -> None:
+        from tuner.boards.base import AnalyticBoard
+        from tuner.boards.factory import open_board
+
+        s = self.settings
+        # the socket first: a second daemon must fail before it touches the board the first one holds
+        self.control = ControlServer(s.daemon.socket, self._handle, mode=int(s.daemon.socket_mode, 8),
+                                     group=s.daemon.socket_group).start()
+        self.board = open_board(s.board.spec, s.board.root, seed=s.search.seed)
+        fs = getattr(self.board, "fs", None)
+        self.restored_at_start = len(fs.journal.entries()) if fs is not None else 0
+        failures = self.board.restore()  # what a crashed or killed run left changed
+        if failures:
+            raise HardwareError(f"cannot restore what an earlier run left changed: {'; '.join(failures)}")
+        if self.restored_at_start:
+            log.warning("restored %d setting(s) an earlier run left changed", self.restored_at_start)
+        info = self.board.info
+        self.board_name = info.profile or info.kind
+        if isinstance(self.board, AnalyticBoard):
+            self.board_name = f"sim:{self.board_name}" if info.simulated else f"replay:{self.board_name}"
+        elif s.board.live_sim and info.simulated and info.extra.get("root"):
+            from tuner.sim.live import LiveSimulator
+
+            self._live = LiveSimulator(info.extra["root"], seed=s.search.seed).start()
+        state_dir = s.state_path()
+        self.store = Store(state_dir / STORE_NAME)
+        self._open_workload()
+        self._publish()
+
+    def _open_workload(self) -> None:
+        """The workload, its runner and space, and its state (resumed from the store if the settings match)."""
+        from tuner.search import build_space
+        from tuner.session import open_workload
+
+        s = self.settings
+        wl = s.workloads[0]
+        workload = open_workload(wl.name, self.board, time_scale=s.board.time_scale, options=wl.options)
+        self.runner = TrialRunner(self.board, workload, self._explore_policy())
+        self.space = build_space(self.runner, s.search.knobs())
+        self.objective = s.objective.objective()
+        if wl.rate and self.objective.kind == "energy":
+            # a rate-driven workload does fixed work per second: energy per inference is average power
+            from tuner.objective import Objective
+
+            self.objective = Objective("power", constraints=self.objective.constraints)
+        self.drift = DriftWatch(s.watch.drift_tolerance, s.watch.drift_windows, s.watch.slo_windows)
+        self.spec = {"daemon": True, "strategy": s.search.strategy, "budget": s.search.budget,
+                     "seed": s.search.seed, "objective": self.objective.to_dict(), "rate": wl.rate,
+                     "options": wl.options,
+                     "space": [k.to_dict() for k in self.space.knobs], "policy": self.runner.policy.__dict__}
+        self.spec_key = run_key(self.spec)
+        assert self.store is not None
+        doc = self.store.get_state(self._state_key(wl.name))
+        previous = WorkloadState.from_store(wl.name, doc) if doc else None
+        if previous is not None and doc is not None and doc.get("spec_key") == self.spec_key:
+            self.ws = previous
+            log.info("resuming %s: %s (epoch %d)", wl.name, previous.state, previous.epoch)
+        else:
+            epoch = previous.epoch + 1 if previous else 0
+            reason = "the settings changed" if previous else "first start"
+            self.ws = WorkloadState(wl.name, epoch=epoch, reason=reason,
+                                    best=previous.best if previous and previous.best in self.space else None)
+        self._save_state()
+
+    def _close(self) -> list[str]:
+        failures: list[str] = []
+        if self.control is not None:
+            self.control.stop()
+        try:
+            if self.runner is not None:
+                self.runner.teardown()
+        except Exception:
+            log.exception("workload teardown failed")
+        if self.board is not None:
+            failures = self.board.restore()
+        if self._live is not None:
+            self._live.stop()
+        if self.store is not None:
+            if self.ws is not None:
+                self._save_state()
+            self.store.close()
+        self.notifier.close()
+        self._restore_signal_handlers()
+        return failures
+
+    # --- the service loop ---------------------------------------------------------------
+    def _loop(self) -> None:
+        assert self.ws is not None
+        while not self._stop.is_set():
+            self._beat()
+            try:
+                self._run_commands()
+                if self._reload.is_set():
+                    self._reload_settings()
+                if self._heat_check():
+                    continue
+                if self.ws.state == EXPLORING:
+                    self._explore()
+                elif self.ws.state == HOLDING:
+                    self._hold_window()
+                else:
+                    self._wait(1.0)
+                self._backoff = 1.0
+            except _Preempted:
+                continue
+            except (HardwareError, OSError) as exc:  # a refused knob write, a sensor that stopped answering
+                self.errors["knob" if isinstance(exc, HardwareError) else "sensor"] += 1
+                log.error("%s (retrying in %.0f s)", exc, self._backoff)
+                self._publish()
+                self._wait(self._backoff)
+                self._backoff = min(MAX_BACKOFF_S, self._backoff * 2)
+
+    def _explore(self) -> None:
+        from tuner.search import measure_reference, parse_budget, search
+        from tuner.strategies import make_strategy
+
+        ws, s = self.ws, self.settings
+        assert ws is not None and self.runner is not None and self.store is not None
+        run = self.store.open_run("daemon", self.board_name, ws.name, bool(self.board.info.simulated),
+                                  {**self.spec, "epoch": ws.epoch, "start": ws.best.to_dict() if ws.best else None})
+        self.runner.policy = self._explore_policy()
+        log.info("exploring %s (epoch %d: %s)", ws.name, ws.epoch, ws.reason)
+        self.notifier.status(f"exploring {ws.name}: {ws.reason}")
+        reference = measure_reference(self.runner, self.space, run)
+        self._checkpoint()
+        ref = reference.measurement
+        ws.dvfs_epi_j = ref.energy_per_inference_j if ref.feasible else None
+        strategy = make_strategy(s.search.strategy, self.space, seed=s.search.seed + ws.epoch, start=ws.best)
+        budget = parse_budget(s.search.budget, len(self.space))
+        ws.trials_used = 0
+
+        def on_step(step: Any) -> None:
+            ws.trials_used = step.index + 1
+            self._count_failure(step.trial.measurement)
+            self._beat()
+            self._publish()
+            self._checkpoint()
+
+        result = search(strategy, self.runner, self.objective, budget, run=run, reference=reference,
+                        on_step=on_step)
+        ws.searches += 1
+        if result.best is None or result.best_trial is None:
+            ws.state, ws.reason = PAUSED, "no feasible config found; the board's own settings are back"
+            ws.applied = None
+            self.board.restore()
+            log.error("%s: %s", ws.name, ws.reason)
+        else:
+            m = result.best_trial.measurement
+            ws.best, ws.best_epi_j, ws.best_repeats = result.best, m.energy_per_inference_j, len(
+                result.best_trial.repeats)
+            self._hold(result.best, manual=False, reason=f"best of {ws.trials_used} trials")
+            log.info("holding %s: %s, %.3f mJ/inference (DVFS %s)", ws.name, result.best.to_json(),
+                     m.energy_per_inference_j * 1e3,
+                     f"{ws.dvfs_epi_j * 1e3:.3f}" if ws.dvfs_epi_j else "n/a")
+        self._save_state()
+        self._publish()
+
+    def _hold_window(self) -> None:
+        ws = self.ws
+        assert ws is not None and ws.applied is not None and self.runner is not None
+        self.runner.policy = self._hold_policy()
+        trial = self.runner.measure(ws.applied)
+        m = trial.measurement
+        ws.windows += 1
+        self._count_failure(m)
+        checked = self.objective.check(m)
+        violation = checked.failure if m.feasible and not checked.feasible else None
+        ws.last_window = _window_doc(m)
+        stale = None if ws.manual else self.drift.observe(m, violation)
+        if stale:
+            log.warning("%s: %s; searching again", ws.name, stale)
+            self._start_search(stale)
+        self._publish()
+        wait = self.settings.watch.interval_s
+        if not m.feasible:
+            wait = max(wait, 1.0)  # a crashing workload must not spin the loop
+        elif self.runner.analytic:
+            wait += min(ANALYTIC_WINDOW_CAP_S, m.time_s / self.settings.board.time_scale)
+        if wait > 0:
+            self._wait(wait)
+
+    # --- state changes ----------------------------------------------------------------
+    def _hold(self, config: Config, *, manual: bool, reason: str) -> None:
+        ws = self.ws
+        assert ws is not None
+        ws.state, ws.applied, ws.manual, ws.reason = HOLDING, config, manual, reason
+        self.drift.reset()
+        self.board.apply(config.hardware())
+
+    def _start_search(self, reason: str) -> None:
+        ws = self.ws
+        assert ws is not None
+        ws.epoch += 1
+        ws.state, ws.reason, ws.manual = EXPLORING, reason, False
+        self._save_state()
+
+    def _run_commands(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        while True:
+            try:
+                req = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            cmd = req["cmd"]
+            log.info("control: %s", cmd)
+            if cmd == "pause":
+                if ws.state != SAFE:
+                    ws.state, ws.reason = PAUSED, "paused by request"
+                else:
+                    ws.resume_state = PAUSED
+            elif cmd == "resume":
+                if ws.best is not None:
+                    self._hold(ws.best, manual=False, reason="resumed by request")
+                else:
+                    ws.state, ws.reason = EXPLORING, "resumed by request"
+            elif cmd == "retune":
+                self._start_search("retune requested")
+            elif cmd == "apply":
+                self._hold(req["_config"], manual=True, reason="applied by request")
+            elif cmd == "restore":
+                failures = self.board.restore()
+                if failures:
+                    self.errors["knob"] += 1
+                    log.error("restore: %s", "; ".join(failures))
+                ws.state, ws.applied, ws.manual, ws.reason = PAUSED, None, False, "board settings restored by request"
+            self._save_state()
+            self._publish()
+
+    def _heat_check(self) -> bool:
+        """Enter or leave the safe config; True while it is held (the loop then waits)."""
+        ws, w = self.ws, self.settings.watch
+        assert ws is not None
+        temp = self._temperature()
+        if temp is not None and temp > w.temp_limit_c and ws.state != SAFE:
+            ws.resume_state = ws.state
+            ws.state, ws.reason = SAFE, f"{temp:.1f} °C is above the {w.temp_limit_c:g} °C limit"
+            log.warning("%s: applying the safe config", ws.reason)
+            self.board.apply(self._safe_config())
+            self._publish()
+        elif ws.state == SAFE and (temp is None or temp <= w.temp_limit_c - w.temp_hysteresis_c):
+            log.info("cooled to %s; back to %s", "n/a" if temp is None else f"{temp:.1f} °C", ws.resume_state)
+            ws.state, ws.reason = ws.resume_state, "cooled down"
+            if ws.state == HOLDING and ws.applied is not None:
+                self._hold(ws.applied, manual=ws.manual, reason="cooled down")
+            self._publish()
+        if ws.state == SAFE:
+            self._wait(1.0)
+            return True
+        return False
+
+    def _safe_config(self) -> Config:
+        """The coolest clocks: the lowest CPU and GPU frequency the board offers."""
+        return Config({k.name: k.values[0] for k in self.board.knobs() if k.name in (CPU_FREQ, GPU_FREQ)})
+
+    def _reload_settings(self) -> None:
+        self._reload.clear()
+        self.notifier.reloading()
+        try:
+            if self.config_path is None:
+                raise ConfigError("started without a config file; nothing to reload")
+            new = load_settings(self.config_path)
+        except EdgetuneError as exc:
+            self.errors["reload"] += 1
+            log.error("reload refused, keeping the running settings: %s", exc)
+            self.notifier.ready(self._status_line())
+            return
+        old = self.settings
+        if new.board != old.board or new.daemon != old.daemon:
+            log.warning("board and daemon settings take effect at the next restart")
+            new = new.model_copy(update={"board": old.board, "daemon": old.daemon})
+        self.settings = new
+        if (new.workloads, new.search, new.objective) != (old.workloads, old.search, old.objective):
+            assert self.runner is not None
+            self.runner.teardown()
+            self._open_workload()  # a changed spec starts a new epoch there
+        elif new.watch != old.watch:
+            w = new.watch
+            self.drift = DriftWatch(w.drift_tolerance, w.drift_windows, w.slo_windows)
+        log.info("settings reloaded from %s", self.config_path)
+        self.notifier.ready(self._status_line())
+        self._publish()
+
+    # --- control socket (runs on the server's threads) ----------------------------------------
+    def _handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req["cmd"]
+        if cmd == "status":
+            with self._lock:
+                status = dict(self._status)
+            if not status:
+                return {"ok": True, "status": {"starting": True, "pid": os.getpid(), "workloads": []}}
+            status["uptime_s"] = round(time.time() - self.started, 1)
+            return {"ok": True, "status": status}
+        if self.ws is None or self.runner is None:
+            raise ProtocolError("the daemon is still starting; try again in a moment")
+        if cmd == "apply":
+            req = {**req, "_config": self._check_config(req["config"])}
+        self._commands.put(req)
+        self._wake.set()
+        return {"ok": True, "accepted": cmd, "note": "takes effect after the measurement under way"}
+
+    def _check_config(self, given: dict[str, Any]) -> Config:
+        """A requested config, completed from the held one and checked against every knob's domain."""
+        assert self.ws is not None and self.runner is not None
+        knobs: dict[str, Knob] = {k.name: k for k in self.board.knobs()}
+        knobs.update({k.name: k for k in self.runner.workload_knobs()})
+        for name, value in given.items():
+            if name not in knobs:
+                raise ProtocolError(f"unknown knob {name!r}; knobs here: {', '.join(sorted(knobs))}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ProtocolError(f"{name}: a value is a number or a string, not {type(value).__name__}")
+            try:
+                knobs[name].validate(value)
+            except EdgetuneError as exc:
+                raise ProtocolError(str(exc)) from None
+        base = self.ws.applied or self.ws.best
+        if base is None:
+            from tuner.search import reference_config
+
+            base = reference_config(self.runner, self.space)
+        merged = dict(base.to_dict())
+        merged.update(given)
+        return Config(merged)
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        if self._stop.is_set() or not self._commands.empty() or self._reload.is_set():
+            raise _Preempted()
+        temp = self._temperature()
+        if temp is not None and temp > self.settings.watch.temp_limit_c:
+            raise _Preempted()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but wake for a command, a reload or a stop."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0 and not self._stop.is_set():
+            self._wake.wait(min(left, 1.0))
+            if self._wake.is_set():
+                self._wake.clear()
+                if not self._commands.empty() or self._reload.is_set() or self._stop.is_set():
+                    return
+            self._beat()
+
+    def _temperature(self) -> float | None:
+        try:
+            temps = self.board.temperatures()
+        except (OSError, EdgetuneError) as exc:
+            self.errors["sensor"] += 1
+            log.warning("temperature read failed: %s", exc)
+            return self.temperature_c
+        self.temperature_c = hottest(temps)
+        return self.temperature_c
+
+    def _count_failure(self, m: Measurement) -> None:
+        if not m.feasible and m.failure and m.failure.startswith("workload crashed"):
+            self.errors["workload"] += 1
+            log.error("%s", m.failure)
+        elif m.feasible and not self.runner.analytic and self.board.power_source() is not None \
+                and not math.isfinite(m.energy_j):  # type: ignore[union-attr]
+            self.errors["sensor"] += 1
+            log.warning("no energy reading for %s: the power rails did not answer", m.config.to_json())
+
+    def _explore_policy(self) -> RunPolicy:
+        s = self.settings.search
+        return RunPolicy(inferences=s.inferences, min_repeats=s.repeats, max_repeats=s.max_repeats,
+                         timeout_s=parse_duration(s.timeout) if s.timeout else None,
+                         sample_rate_hz=self.settings.daemon.sample_rate_hz, rate_ips=self.settings.workloads[0].rate)
+
+    def _hold_policy(self) -> RunPolicy:
+        return replace(self._explore_policy(), inferences=self.settings.watch.window_inferences, min_repeats=1,
+                       max_repeats=1, warmup_inferences=0, settle_s=0.0)
+
+    def _state_key(self, workload: str) -> str:
+        return f"daemon:{self.board_name}:{workload}"
+
+    def _save_state(self) -> None:
+        if self.store is not None and self.ws is not None:
+            self.store.set_state(self._state_key(self.ws.name), self.ws.to_store(self.spec_key))
+
+    def _publish(self) -> None:
+        """Replace the status snapshot the socket serves (built here, read there)."""
+        ws = self.ws
+        workloads = []
+        if ws is not None:
+            saving = None
+            if ws.best_epi_j and ws.dvfs_epi_j:
+                saving = 1.0 - ws.best_epi_j / ws.dvfs_epi_j
+            workloads.append({
+                "name": ws.name, "state": ws.state, "reason": ws.reason, "epoch": ws.epoch,
+                "applied": ws.applied.to_dict() if ws.applied else None, "manual": ws.manual,
+                "best": ws.best.to_dict() if ws.best else None,
+                "best_energy_per_inference_mj": _mj(ws.best_epi_j), "best_repeats": ws.best_repeats,
+                "dvfs_energy_per_inference_mj": _mj(ws.dvfs_epi_j),
+                "saving_vs_dvfs": None if saving is None else round(saving, 4),
+                "trials_used": ws.trials_used, "searches": ws.searches, "windows": ws.windows,
+                "power_w": ws.last_window.get("power_w"), "throughput_ips": ws.last_window.get("throughput_ips"),
+                "last_window": ws.last_window,
+            })
+        info = self.board.info if self.board is not None else None
+        doc = {
+            "version": __version__, "pid": os.getpid(), "started": self.started,
+            "config": str(self.config_path) if self.config_path else None,
+            "board": {"name": self.board_name, "kind": info.kind if info else None,
+                      "model": info.model if info else None},
+            "simulated": bool(info.simulated) if info else None,
+            "temperature_c": self.temperature_c,
+            "restored_at_start": self.restored_at_start,
+            "errors": dict(self.errors),
+            "control": {"requests": self.control.requests if self.control else 0,
+                        "refused": self.control.bad_requests if self.control else 0},
+            "workloads": workloads,
+        }
+        with self._lock:
+            self._status = doc
+        line = self._status_line()
+        if line != getattr(self, "_last_line", None):
+            self._last_line = line
+            self.notifier.status(line)
+
+    def _status_line(self) -> str:
+        ws = self.ws
+        if ws is None:
+            return "starting"
+        return f"{ws.name}: {ws.state} ({ws.reason})"
+
+    def _beat(self) -> None:
+        self._beat_at = time.monotonic()
+
+    def _start_watchdog(self) -> None:
+        """Ping systemd's watchdog while the loop keeps beating.
+
+        The loop beats at every trial, window and wait; one trial may run
+        ``max_repeats`` repeats of ``timeout`` each, so silence up to that (or an
+        hour without a timeout) is progress, longer is a hung loop that
+        systemd should restart.
+        """
+        interval = self.notifier.watchdog_s
+        if not interval:
+            return
+        s = self.settings.search
+        stall = (parse_duration(s.timeout) * s.max_repeats + 60.0) if s.timeout else 3600.0
+
+        def ping() -> None:
+            while not self._stop.wait(interval / 2):
+                if time.monotonic() - self._beat_at < stall:
+                    self.notifier.watchdog()
+
+        threading.Thread(target=ping, name="edgetune-watchdog", daemon=True).start()
+
+    # --- signals ------------------------------------------------------------------------------
+    def _trap_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.request_stop()
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self._reload.set()
+            self._wake.set()
+
+        for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread (tests drive request_stop instead)
+                pass
+
+    def _ignore_signals(self) -> None:
+        """While restoring, a second SIGTERM must not cut the restore short."""
+        for sig in self._old_handlers:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+
+
+def _mj(joules: float | None) -> float | None:
+    return None if joules is None or not math.isfinite(joules) else round(joules * 1e3, 4)
+
+
+def _window_doc(m: Measurement) -> dict[str, Any]:
+    if not m.feasible:
+        return {"feasible": False, "failure": m.failure}
+    return {"feasible": True, "power_w": _round(m.avg_power_w), "throughput_ips": _round(m.throughput_ips),
+            "energy_per_inference_mj": _mj(m.energy_per_inference_j),
+            "batch_latency_p95_ms": _round(m.batch_latency_p95_s * 1e3), "simulated": m.simulated}
+
+
+def _round(v: float) -> float | None:
+    return round(v, 4) if math.isfinite(v) else None
+

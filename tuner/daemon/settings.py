@@ -1,0 +1,224 @@
+"""The daemon's configuration file (TOML), validated with pydantic.
+
+Every section forbids unknown keys, so a typo is an error instead of a
+silently ignored setting. :func:`load_settings` turns every problem into one
+:class:`~tuner.errors.ConfigError` line that names the file, the key and what
+is wrong — the daemon refuses to start (or, on SIGHUP, keeps the old
+settings) rather than guess. See ``systemd/edgetune.toml`` for a commented
+example.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tuner.daemon.protocol import DEFAULT_SOCKET
+from tuner.errors import ConfigError, EdgetuneError
+from tuner.units import parse_duration, parse_freq
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - 3.10
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path("/etc/edgetune/edgetune.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/edgetune")
+
+
+def _check(parse: Any, *args: Any) -> None:
+    """Run a parser inside a validator: its one-line error becomes the key's error."""
+    try:
+        parse(*args)
+    except EdgetuneError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BoardSettings(_Section):
+    spec: str = Field("auto", description="auto, jetson, linux, nvml[:INDEX], sim:PROFILE or replay:DIR")
+    root: Path = Path("/")
+    live_sim: bool = True  # an emulated tree (edgetune sim create) is animated in-process
+    time_scale: float = Field(1.0, gt=0)  # live simulated workloads run this many times faster
+
+
+class ObjectiveSettings(_Section):
+    kind: str = "energy"  # energy | time | weighted:W | edp | ed2p | power
+    latency_slo: Optional[str] = None  # p95 batch latency, e.g. "50ms"
+    min_throughput: Optional[float] = Field(None, gt=0)  # inferences per second
+    power_cap_w: Optional[float] = Field(None, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        from tuner.objective import Objective
+
+        _check(Objective.parse, v)
+        return v
+
+    @field_validator("latency_slo")
+    @classmethod
+    def _slo(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check(parse_duration, v)
+        return v
+
+    def objective(self) -> Any:
+        from tuner.objective import Constraints, Objective
+
+        slo = parse_duration(self.latency_slo) if self.latency_slo else None
+        return Objective.parse(self.kind, Constraints(slo, self.min_throughput, self.power_cap_w))
+
+
+class SearchSettings(_Section):
+    strategy: str = "ogd"
+    budget: str = "10%"  # a trial count ("40") or a share of the space ("10%")
+    seed: int = 0
+    inferences: int = Field(3200, ge=1)  # per repeat while exploring
+    repeats: int = Field(3, ge=1)
+    max_repeats: int = Field(6, ge=1)
+    timeout: Optional[str] = None  # a repeat that runs longer is infeasible
+    cpu_freqs: Optional[list[str]] = None  # narrow the searched steps; default: every device step
+    gpu_freqs: Optional[list[str]] = None
+    batch_sizes: Optional[list[int]] = None  # default: the workload's own domain
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        from tuner.strategies import STRATEGIES
+
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; choose from {', '.join(STRATEGIES)}")
+        return v
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        from tuner.search import parse_budget
+
+        _check(parse_budget, v, 100)
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check(parse_duration, v)
+        return v
+
+    @field_validator("cpu_freqs", "gpu_freqs")
+    @classmethod
+    def _freqs(cls, v: list[str] | None) -> list[str] | None:
+        for text in v or ():
+            _check(parse_freq, str(text), "Hz")
+        return v
+
+    @model_validator(mode="after")
+    def _repeats(self) -> SearchSettings:
+        if self.max_repeats < self.repeats:
+            raise ValueError(f"max_repeats ({self.max_repeats}) is below repeats ({self.repeats})")
+        return self
+
+    def knobs(self) -> dict[str, tuple | None]:
+        from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ
+
+        return {
+            CPU_FREQ: tuple(parse_freq(str(t), "kHz") for t in self.cpu_freqs) if self.cpu_freqs else None,
+            GPU_FREQ: tuple(parse_freq(str(t), "Hz") for t in self.gpu_freqs) if self.gpu_freqs else None,
+            BATCH_SIZE: tuple(self.batch_sizes) if self.batch_sizes else None,
+        }
+
+
+class WatchSettings(_Section):
+    """How the held config is watched, and when the daemon searches again."""
+
+    window_inferences: int = Field(400, ge=1)  # work per watch window while holding
+    interval_s: float = Field(0.0, ge=0)  # pause between windows (an analytic board has no real time)
+    drift_tolerance: float = Field(0.15, gt=0, lt=1)  # relative change of throughput or power
+    drift_windows: int = Field(3, ge=1)  # consecutive windows off the signature before a re-search
+    slo_windows: int = Field(3, ge=1)  # consecutive windows missing a constraint before a re-search
+    temp_limit_c: float = Field(85.0, gt=0)  # above it: the safe config, at once
+    temp_hysteresis_c: float = Field(5.0, ge=0)
+
+
+class WorkloadSettings(_Section):
+    name: str  # a registered workload (edgetune workloads list) or a simulated one
+    kind: Literal["builtin"] = "builtin"
+    rate: Optional[float] = Field(None, gt=0)  # rate-driven: inferences per second it must keep up with
+    options: dict[str, Any] = Field(default_factory=dict)  # passed to the workload (weights, images, device)
+
+
+class DaemonSettings(_Section):
+    state_dir: Optional[Path] = None  # default: /var/lib/edgetune (or the emulated tree's own)
+    socket: Path = Path(DEFAULT_SOCKET)
+    socket_group: Optional[str] = "edgetune"
+    socket_mode: str = "0660"
+    sample_rate_hz: float = Field(10.0, gt=0, le=1000)
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        try:
+            mode = int(v, 8)
+        except ValueError:
+            raise ValueError(f"socket_mode must be octal like \"0660\", not {v!r}") from None
+        if mode & 0o007:
+            raise ValueError("socket_mode must give others no access (the socket's group is the access list)")
+        return v
+
+
+class Settings(_Section):
+    daemon: DaemonSettings = DaemonSettings()
+    board: BoardSettings = BoardSettings()
+    objective: ObjectiveSettings = ObjectiveSettings()
+    search: SearchSettings = SearchSettings()
+    watch: WatchSettings = WatchSettings()
+    workloads: list[WorkloadSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_tuned_workload(self) -> Settings:
+        # The clocks are one board-wide setting: two workloads tuned separately
+        # would fight over them. Several tenants tuned together are one CME
+        # workload (issue 5), not several entries here.
+        if len(self.workloads) > 1:
+            raise ValueError("this version tunes one workload per board (the clocks are shared); "
+                             "list one [[workloads]] entry")
+        return self
+
+    def state_path(self) -> Path:
+        if self.daemon.state_dir is not None:
+            return self.daemon.state_dir
+        from tuner.session import state_dir
+
+        return state_dir(self.board.root)
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate the config file; one-line errors that name file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (see systemd/edgetune.toml for an example)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_settings(data, str(path))
+
+
+def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {key}: {msg}{more}") from None
