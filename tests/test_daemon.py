@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -306,14 +307,30 @@ def _group() -> str:
     return grp.getgrgid(os.getegid()).gr_name
 
 
-def test_daemon_explores_holds_answers_fuzz_and_restores_on_sigterm(make_tree, run_dir):
+@dataclass
+class Launched:
+    root: Path
+    before: dict[str, str]
+    cfg: Path
+    notify: NotifyListener
+    log: Path
+    proc: subprocess.Popen
+    sock: Path
+
+
+def _launch(make_tree, run_dir: Path, group: str) -> Launched:
+    """An emulated Nano tree, its knob files as they were, and a daemon process on it."""
     root = make_tree("jetson-nano")
     before = _knobs(root)
-    cfg = _live_config(run_dir, root, _group())
+    cfg = _live_config(run_dir, root, group)
     notify = NotifyListener(run_dir / "notify.sock")
     log = run_dir / "daemon.log"
-    proc = _start(cfg, notify, log)
-    sock = run_dir / "edgetune.sock"
+    return Launched(root, before, cfg, notify, log, _start(cfg, notify, log), run_dir / "edgetune.sock")
+
+
+def test_daemon_explores_holds_answers_fuzz_and_restores_on_sigterm(make_tree, run_dir):
+    d = _launch(make_tree, run_dir, _group())
+    root, before, notify, log, proc, sock = d.root, d.before, d.notify, d.log, d.proc, d.sock
     try:
         notify.wait_for("READY=1")
         states = set()
@@ -415,12 +432,8 @@ def _has_gid(gid: int) -> bool:
 
 
 def test_after_kill_9_the_next_start_restores_the_tree_first(make_tree, run_dir):
-    root = make_tree("jetson-nano")
-    before = _knobs(root)
-    cfg = _live_config(run_dir, root, _group())
-    notify = NotifyListener(run_dir / "notify.sock")
-    log = run_dir / "daemon.log"
-    proc = _start(cfg, notify, log)
+    d = _launch(make_tree, run_dir, _group())
+    root, before, cfg, notify, log, proc = d.root, d.before, d.cfg, d.notify, d.log, d.proc
     journal = root / "var/lib/edgetune/journal.json"
     try:
         notify.wait_for("READY=1")
