@@ -54,6 +54,7 @@ class Measurement:
     batch_latency_p95_s: float = math.nan
     temperatures_c: dict[str, float] = field(default_factory=dict)
     residency: dict[str, dict[str, float]] = field(default_factory=dict)
+    tenants: dict[str, int] = field(default_factory=dict)  # multi-tenant runs: inferences per tenant
     idle_power_w: float = math.nan
     repeats: int = 1
     energy_spread: float = 0.0
@@ -112,6 +113,7 @@ class Measurement:
             batch_latency_p95_s=statistics.fmean(m.batch_latency_p95_s for m in repeats),
             temperatures_c=temps,
             residency=merge([(m.time_s, m.residency) for m in repeats]),
+            tenants={k: round(statistics.fmean(m.tenants.get(k, 0) for m in repeats)) for k in first.tenants},
             idle_power_w=statistics.fmean(m.idle_power_w for m in repeats),
             repeats=sum(m.repeats for m in repeats),
             energy_spread=(max(energies) - min(energies)) / mean_e if mean_e > 0 else 0.0,

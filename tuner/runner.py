@@ -222,6 +222,7 @@ class TrialRunner:
             inferences=result.inferences, rail_energy_j=rails,
             batch_latency_p50_s=percentile(lat, 50), batch_latency_p95_s=percentile(lat, 95),
             temperatures_c=self.board.temperatures(), residency=shares,
+            tenants=dict(getattr(result, "tenants", {})),
         )
 
     def _paced_run(self, inferences: int, batch: int, rate: float) -> tuple[RunResult, int]:

@@ -51,19 +51,20 @@ def open_workload(name: str, board: Board | AnalyticBoard, *, time_scale: float 
 
     Simulated and replayed boards run the calibrated reference workloads by
     name; an emulated tree runs them live (their batches take the model's time
-    at the tree's clocks). Any other board runs the registered workload of that
-    name for real (``edgetune workloads list``), with ``options`` (weights,
-    images, device, ...).
+    at the tree's clocks). Any other name, and any name on a real board, is the
+    registered workload of that name run for real (``edgetune workloads list``),
+    with ``options`` (weights, images, device, command, ...).
     """
     if isinstance(board, AnalyticBoard):
         board.workload_knobs(name)  # unknown names fail here with the list
         return name
+    from workloads.registry import SIMULATED, make_workload
+
     root = board.info.extra.get("root")
-    if board.info.simulated and root:
+    if board.info.simulated and root and name in SIMULATED:
         from tuner.sim.workload import LiveSimWorkload
 
         return LiveSimWorkload(name, root, time_scale=time_scale)
-    from workloads.registry import make_workload
 
     return make_workload(name, **(options or {}))
 

@@ -38,6 +38,17 @@ RootOpt = typer.Option(Path("/"), "--root", help="Filesystem root holding /sys, 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 
 
+def parse_options(items: list[str]) -> dict[str, str]:
+    """``--option KEY=VALUE`` pairs for a workload's factory."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise EdgetuneError(f"--option takes KEY=VALUE, not {item!r}")
+        out[key.strip()] = value
+    return out
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
@@ -405,6 +416,9 @@ def run(
                               "time only unless it has RAPL), jetson, linux, nvml[:N] or sim:PROFILE."),
     root: Path = RootOpt,
     batch_size: int = typer.Option(1, "--batch-size", help="Inferences per batch."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="cme: concurrent instances."),
+    placement: Optional[str] = typer.Option(None, "--placement", help="dmp: the processor of each model, "
+                                            "e.g. cuda,cpu."),
     inferences: int = typer.Option(64, "--inferences", help="Inferences to run (after one warm-up batch)."),
     cpu_freq: Optional[str] = typer.Option(None, "--cpu-freq", help="Pin the CPU for the run, e.g. 1428MHz."),
     gpu_freq: Optional[str] = typer.Option(None, "--gpu-freq", help="Pin the GPU for the run, e.g. 614.4MHz."),
@@ -414,6 +428,8 @@ def run(
     model_file: Optional[str] = typer.Option(None, "--model-file", help="Model file for workloads that take one."),
     images: Optional[str] = typer.Option(None, "--images", help="Directory of images, decoded on the CPU per "
                                          "batch (default: synthetic tensors)."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="Workload option KEY=VALUE, "
+                                               "repeatable (e.g. -o command='python3 app.py' for external)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run one config of a workload once and print the measurement: inferences, time,
@@ -440,12 +456,17 @@ def run(
         values[CPU_FREQ] = parse_freq(cpu_freq, "kHz")
     if gpu_freq:
         values[GPU_FREQ] = parse_freq(gpu_freq, "Hz")
+    if concurrency is not None:
+        values["concurrency"] = concurrency
+    if placement:
+        values["placement"] = placement
     if graph:
         values["graph"] = graph
     if device:
         values["device"] = device
     config = Config(values)
-    wl = open_workload(workload, b, options={"weights": weights, "model_file": model_file, "images": images})
+    options = {"weights": weights, "model_file": model_file, "images": images, **parse_options(option or [])}
+    wl = open_workload(workload, b, options=options)
     runner = TrialRunner(b, wl, RunPolicy(inferences=inferences, warmup_inferences=batch_size, min_repeats=1,
                                           max_repeats=1, settle_s=0.0 if not config.hardware() else 0.2))
     try:
