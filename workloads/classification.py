@@ -16,87 +16,48 @@ This module imports torch only inside the workload, so listing workloads stays f
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from tuner.config import BATCH_SIZE, Config, Knob
-from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult
+from tuner.errors import ConfigError
+from workloads.torchbase import TorchWorkload
 
-GRAPH = "graph"
-DEVICE = "device"
-BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise EdgetuneError("this workload needs PyTorch: pip install 'edgetune[vision]'") from None
-    return torch
+def image_files(directory: str | Path) -> list[Path]:
+    """The images under ``directory``, sorted; a clear error when there are none."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ConfigError(f"image directory {path} does not exist")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {path}")
+    return files
 
 
-class TorchClassifier:
+def existing_file(path: str | None, what: str) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} does not exist")
+    return p
+
+
+class TorchClassifier(TorchWorkload):
     def __init__(self, name: str, arch: str | None, *, weights: str | None = None, model_file: str | None = None,
                  images: str | None = None, input_size: int = 224, device: str | None = None, seed: int = 0) -> None:
-        self.name = name
+        super().__init__(name, device=device, seed=seed)
         self.arch = arch
-        self.weights = Path(weights) if weights else None
-        self.model_file = Path(model_file) if model_file else None
+        self.weights = existing_file(weights, "weights file")
+        self.model_file = existing_file(model_file, "model file")
         self.images = Path(images) if images else None
-        for path, what in ((self.weights, "weights file"), (self.model_file, "model file")):
-            if path is not None and not path.is_file():
-                raise ConfigError(f"{what} {path} does not exist")
-        if self.images is not None:
-            if not self.images.is_dir():
-                raise ConfigError(f"image directory {self.images} does not exist")
-            self._files = sorted(p for p in self.images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not self._files:
-                raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {self.images}")
+        self._files = image_files(self.images) if self.images is not None else []
         self.input_size = input_size
-        self.default_device = device
-        self.seed = seed
-        self.model: Any = None
-        self.batch_size = 1
-        self.device = "cpu"
-        self.load_s = 0.0
+        self._static: Any = None
         self._next_image = 0
-
-    def knobs(self) -> list[Knob]:
-        torch = _torch()
-        devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-        return [Knob(BATCH_SIZE, BATCHES, "inferences"), Knob(GRAPH, ("eager", "script"), ordered=False),
-                Knob(DEVICE, devices, ordered=False)]
-
-    # --- lifecycle ---------------------------------------------------------------------
-    def setup(self, config: Config) -> None:
-        torch = _torch()
-        self.batch_size = int(config.get(BATCH_SIZE, 1))
-        self.device = str(config.get(DEVICE, self.default_device or ("cuda" if torch.cuda.is_available() else "cpu")))
-        graph = str(config.get(GRAPH, "eager"))
-        if graph not in ("eager", "script"):
-            raise ConfigError(f"graph={graph} is not eager or script")
-        t0 = time.perf_counter()
-        try:
-            torch.manual_seed(self.seed)
-            model = self._build(torch).eval().to(self.device)
-            self._static = self._synthetic(torch) if self.images is None else None
-            if graph == "script" and not isinstance(model, torch.jit.ScriptModule):
-                with torch.inference_mode(), warnings.catch_warnings():
-                    # TorchScript is deprecated in favour of torch.export, but it is what
-                    # JetPack's PyTorch builds ship and run; the trace is the static graph
-                    warnings.simplefilter("ignore", FutureWarning)
-                    model = torch.jit.trace(model, self._batch(torch))
-            self.model = model
-            self._sync(torch)
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise Infeasible(f"{self.name} batch {self.batch_size} on {self.device}: {exc}", memory=True) from None
-            raise
-        self.load_s = time.perf_counter() - t0
 
     def _build(self, torch):
         if self.model_file is not None:
@@ -117,12 +78,13 @@ class TorchClassifier:
                 raise ConfigError(f"cannot load weights {self.weights} into {self.arch}: {exc}") from None
         return model
 
-    def _synthetic(self, torch):
-        g = torch.Generator().manual_seed(self.seed)
-        return torch.rand(self.batch_size, 3, self.input_size, self.input_size, generator=g).to(self.device)
+    def _prepare(self, torch) -> None:
+        if self.images is None:
+            g = torch.Generator().manual_seed(self.seed)
+            self._static = torch.rand(self.batch_size, 3, self.input_size, self.input_size,
+                                      generator=g).to(self.device)
 
-    def _batch(self, torch, n: int | None = None):
-        n = n or self.batch_size
+    def _batch(self, torch, n: int):
         if self.images is None:
             return self._static[:n]
         return self._decode(torch, n).to(self.device)
@@ -149,39 +111,9 @@ class TorchClassifier:
             out.append((x - mean) / std)
         return torch.stack(out)
 
-    def _sync(self, torch) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-
-    def run(self, inferences: int) -> RunResult:
-        if self.model is None:
-            raise EdgetuneError("run() before setup()")
-        torch = _torch()
-        out = RunResult(0)
-        start = time.perf_counter()
-        try:
-            with torch.inference_mode():
-                while out.inferences < inferences:
-                    n = min(self.batch_size, inferences - out.inferences)
-                    t0 = time.perf_counter()
-                    logits = self.model(self._batch(torch, n))
-                    logits.argmax(dim=1).cpu()  # the result leaves the device, as a consumer needs it
-                    self._sync(torch)
-                    out.batch_latencies_s.append(time.perf_counter() - t0)
-                    out.inferences += n
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                raise Infeasible(f"{self.name} batch {self.batch_size} on {self.device}: {exc}", memory=True) from None
-            raise
-        out.wall_s = time.perf_counter() - start
-        return out
-
     def teardown(self) -> None:
-        self.model = None
         self._static = None
-        torch = _torch()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        super().teardown()
 
 
 def _factory(name: str, arch: str):
