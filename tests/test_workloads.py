@@ -27,14 +27,17 @@ def test_workloads_list_names_the_real_and_the_simulated_ones():
     doc = invoke("workloads", "list")
     real = {w["name"] for w in doc["workloads"] if not w["simulated"]}
     sim = {w["name"] for w in doc["workloads"] if w["simulated"]}
-    assert {"alexnet", "resnet18", "mobilenet_v2", "torchscript"} <= real
+    assert {"alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", "distilbert", "tflite", "cme", "dmp",
+            "external", "torchscript"} <= real
     assert sim == {"alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", "distilbert"}
     assert all(w["requires"] == ["torch", "torchvision"] for w in doc["workloads"] if w["name"] == "resnet18"
                and not w["simulated"])
 
 
-def test_run_mobilenet_on_this_cpu_does_exactly_the_work_asked():
-    doc = invoke("run", "--workload", "mobilenet_v2", "--batch-size", "2", "--inferences", "8")
+@pytest.mark.parametrize("workload, extra", [("mobilenet_v2", ()), ("yolov4_tiny", ()),
+                                             ("bert_tiny", ("-o", "max_tokens=64"))])
+def test_run_on_this_cpu_does_exactly_the_work_asked(workload, extra):
+    doc = invoke("run", "--workload", workload, "--batch-size", "2", "--inferences", "8", *extra)
     assert doc["inferences"] == 8 and doc["feasible"] and doc["simulated"] is False
     assert doc["time_s"] > 0 and doc["batch_latency_p95_s"] >= doc["batch_latency_p50_s"] > 0
     assert doc["load_s"] > 0
