@@ -185,10 +185,10 @@ class Settings(_Section):
     def _one_tuned_workload(self) -> Settings:
         # The clocks are one board-wide setting: two workloads tuned separately
         # would fight over them. Several tenants tuned together are one CME
-        # workload (issue 5), not several entries here.
+        # workload, not several entries here.
         if len(self.workloads) > 1:
-            raise ValueError("this version tunes one workload per board (the clocks are shared); "
-                             "list one [[workloads]] entry")
+            raise ValueError("one [[workloads]] entry per board (the clocks are shared); tune several models "
+                             "together as one: name = \"cme\", options = { models = \"a,b\" }")
         return self
 
     def state_path(self) -> Path:
