@@ -142,3 +142,42 @@ def test_edgetune_run_drives_an_external_command(app, tmp_path):
     doc = json.loads(out.stdout)
     assert doc["inferences"] == 20 and doc["feasible"] and doc["simulated"] is False
     assert int(count_file.read_text()) >= 24  # the warm-up batch, the 20 measured, and what ran meanwhile
+
+
+def test_the_daemon_tunes_an_application_it_did_not_write(app, tmp_path, nano):
+    import threading
+
+    from tuner.daemon.protocol import request
+    from tuner.daemon.service import Daemon
+    from tuner.daemon.settings import parse_settings
+
+    settings = parse_settings({
+        "daemon": {"state_dir": str(tmp_path / "state"), "socket": str(tmp_path / "ctl.sock"), "socket_group": None},
+        "board": {"root": str(nano), "live_sim": False},
+        "search": {"strategy": "sweep", "budget": "4", "inferences": 40, "repeats": 1, "max_repeats": 1,
+                   "batch_sizes": [2, 4], "cpu_freqs": ["1479MHz"], "gpu_freqs": ["921.6MHz"]},
+        "watch": {"window_inferences": 20},
+        "workloads": [{"name": "external",
+                       "options": {"command": [sys.executable, str(app), str(tmp_path / "count.txt")]}}],
+    })
+    d = Daemon(settings)
+    t = threading.Thread(target=d.run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        w: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                w = request(tmp_path / "ctl.sock", {"cmd": "status"})["status"]["workloads"][0]
+            except Exception:
+                w = {}
+            if w.get("state") == "holding" and w.get("windows", 0) >= 2:
+                break
+            time.sleep(0.1)
+        assert w.get("state") == "holding", w
+        assert w["applied"]["batch_size"] in (2, 4) and w["trials_used"] == 4  # both, then both re-measured
+        assert w["last_window"]["feasible"] and w["throughput_ips"] > 0
+    finally:
+        d.request_stop()
+        t.join(timeout=30)
+    assert int((tmp_path / "count.txt").read_text()) > 0  # the application was stopped cleanly (SIGTERM)
