@@ -56,6 +56,10 @@ def test_bad_tflite_inputs_are_clear_errors(tmp_path, model):
     junk.write_bytes(b"not a flatbuffer")
     with pytest.raises(ConfigError, match="cannot load"):
         LiteRTWorkload(model_file=str(junk)).setup(Config({BATCH_SIZE: 1}))
+    (tmp_path / "img").mkdir()
+    __import__("PIL.Image").Image.new("RGB", (8, 8)).save(tmp_path / "img" / "a.png")
+    with pytest.raises(ConfigError, match="NHWC 3-channel"):  # the test model takes vectors, not images
+        LiteRTWorkload(model_file=str(model), images=str(tmp_path / "img")).setup(Config({BATCH_SIZE: 1}))
     with pytest.raises(ConfigError, match="EdgeTPU delegate"):
         LiteRTWorkload(model_file=str(model), delegate="edgetpu").setup(Config({BATCH_SIZE: 1}))
 

@@ -17,34 +17,11 @@ This module imports torch only inside the workload, so listing workloads stays f
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError
+from workloads.inputs import ImageCycle, existing_file
 from workloads.torchbase import TorchWorkload
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
-
-
-def image_files(directory: str | Path) -> list[Path]:
-    """The images under ``directory``, sorted; a clear error when there are none."""
-    path = Path(directory)
-    if not path.is_dir():
-        raise ConfigError(f"image directory {path} does not exist")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {path}")
-    return files
-
-
-def existing_file(path: str | None, what: str) -> Path | None:
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} {p} does not exist")
-    return p
-
 
 class TorchClassifier(TorchWorkload):
     def __init__(self, name: str, arch: str | None, *, weights: str | None = None, model_file: str | None = None,
@@ -53,11 +30,9 @@ class TorchClassifier(TorchWorkload):
         self.arch = arch
         self.weights = existing_file(weights, "weights file")
         self.model_file = existing_file(model_file, "model file")
-        self.images = Path(images) if images else None
-        self._files = image_files(self.images) if self.images is not None else []
+        self.images = ImageCycle(images) if images else None
         self.input_size = input_size
         self._static: Any = None
-        self._next_image = 0
 
     def _build(self, torch):
         if self.model_file is not None:
@@ -91,22 +66,17 @@ class TorchClassifier(TorchWorkload):
 
     def _decode(self, torch, n: int):
         """Decode and preprocess ``n`` images on the CPU (resize, centre crop, normalise)."""
-        from PIL import Image
-
         mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
         out = []
         for _ in range(n):
-            path = self._files[self._next_image % len(self._files)]
-            self._next_image += 1
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                scale = (self.input_size * 256 // 224) / min(img.size)
-                img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-                left = (img.width - self.input_size) // 2
-                top = (img.height - self.input_size) // 2
-                img = img.crop((left, top, left + self.input_size, top + self.input_size))
-                data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+            img = self.images.next_rgb()
+            scale = (self.input_size * 256 // 224) / min(img.size)
+            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+            left = (img.width - self.input_size) // 2
+            top = (img.height - self.input_size) // 2
+            img = img.crop((left, top, left + self.input_size, top + self.input_size))
+            data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
             x = data.view(self.input_size, self.input_size, 3).permute(2, 0, 1).float() / 255.0
             out.append((x - mean) / std)
         return torch.stack(out)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tuner.errors import ConfigError
-from workloads.classification import existing_file, image_files
+from workloads.inputs import ImageCycle, existing_file
 from workloads.torchbase import TorchWorkload
 
 BUNDLED_CFG = Path(__file__).with_name("cfg") / "yolov4-tiny.cfg"
@@ -226,13 +226,11 @@ class YoloDetector(TorchWorkload):
         self.cfg_path = existing_file(cfg, "darknet cfg") or BUNDLED_CFG
         self.sections = parse_cfg(self.cfg_path.read_text(), str(self.cfg_path))
         self.weights = existing_file(weights, "darknet weights file")
-        self.images = Path(images) if images else None
-        self._files = image_files(self.images) if self.images is not None else []
+        self.images = ImageCycle(images) if images else None
         net = self.sections[0]
         self.width, self.height = int(net.get("width", 416)), int(net.get("height", 416))
         self._static: Any = None
         self._heads: list[Any] = []
-        self._next_image = 0
         self.detections: list[Any] = []  # the last batch's, for inspection
 
     def _build(self, torch):
@@ -258,15 +256,12 @@ class YoloDetector(TorchWorkload):
 
         out = []
         for _ in range(n):
-            path = self._files[self._next_image % len(self._files)]
-            self._next_image += 1
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                scale = min(self.width / img.width, self.height / img.height)
-                size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-                canvas = Image.new("RGB", (self.width, self.height), (128, 128, 128))
-                canvas.paste(img.resize(size), ((self.width - size[0]) // 2, (self.height - size[1]) // 2))
-                data = torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8)
+            img = self.images.next_rgb()
+            scale = min(self.width / img.width, self.height / img.height)
+            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            canvas = Image.new("RGB", (self.width, self.height), (128, 128, 128))
+            canvas.paste(img.resize(size), ((self.width - size[0]) // 2, (self.height - size[1]) // 2))
+            data = torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8)
             out.append(data.view(self.height, self.width, 3).permute(2, 0, 1).float() / 255.0)
         return torch.stack(out)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes.util
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from tuner.config import BATCH_SIZE, Config, Knob
 from tuner.errors import ConfigError, EdgetuneError
 from workloads.base import Infeasible, RunResult
-from workloads.classification import existing_file, image_files
+from workloads.inputs import ImageCycle, existing_file
 
 THREADS = "threads"
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
@@ -59,14 +58,12 @@ class LiteRTWorkload:
         if delegate not in ("auto", "edgetpu", "none"):
             raise ConfigError(f"delegate={delegate!r}: use auto, edgetpu or none")
         self.delegate = delegate
-        self.images = Path(images) if images else None
-        self._files = image_files(self.images) if self.images is not None else []
+        self.images = ImageCycle(images) if images else None
         self.seed = seed
         self.interpreter: Any = None
         self.batch_size = 1
         self.load_s = 0.0
         self.accelerator = "cpu"
-        self._next_image = 0
 
     def knobs(self) -> list[Knob]:
         cores = os.cpu_count() or 1
@@ -97,6 +94,8 @@ class LiteRTWorkload:
                              memory="memory" in str(exc).lower()) from None
         self.interpreter = it
         self._input = it.get_input_details()[0]
+        if self.images is not None and (len(self._input["shape"]) != 4 or self._input["shape"][3] != 3):
+            raise ConfigError(f"images need an NHWC 3-channel input; this model's is {list(self._input['shape'])}")
         self._outputs = [d["index"] for d in it.get_output_details()]
         self._static = self._synthetic(self.batch_size) if self.images is None else None
         self.load_s = time.perf_counter() - t0
@@ -127,18 +126,11 @@ class LiteRTWorkload:
 
     def _decode(self, n: int) -> np.ndarray:
         """``n`` images resized to the input's H×W on the CPU, in the input's dtype."""
-        from PIL import Image
-
-        _, h, w, c = self._input["shape"]
-        if c != 3:
-            raise ConfigError(f"images need an NHWC 3-channel input; this model's is {list(self._input['shape'])}")
+        _, h, w, _ = self._input["shape"]
         dtype = self._input["dtype"]
         out = np.empty((n, h, w, 3), dtype=dtype)
         for i in range(n):
-            path = self._files[self._next_image % len(self._files)]
-            self._next_image += 1
-            with Image.open(path) as img:
-                pixels = np.asarray(img.convert("RGB").resize((w, h)))
+            pixels = np.asarray(self.images.next_rgb().resize((w, h)))
             out[i] = pixels if np.issubdtype(dtype, np.integer) else pixels.astype(np.float32) / 255.0
         return out
 

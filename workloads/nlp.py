@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError, EdgetuneError
-from workloads.classification import existing_file
+from workloads.inputs import existing_file
 from workloads.torchbase import TorchWorkload
 
 VOCAB_SIZE = 30522
