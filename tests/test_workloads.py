@@ -67,6 +67,14 @@ def test_user_torchscript_model_weights_file_and_image_directory(tmp_path):
                  "--batch-size", "2", "--inferences", "5")
     assert doc["inferences"] == 5 and doc["feasible"]
 
+    program = tmp_path / "tiny.pt2"  # the same model as a torch.export program, any batch size
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(net.eval(), (torch.rand(2, 3, 224, 224),), dynamic_shapes=({0: batch},)),
+                      str(program))
+    doc = invoke("run", "--workload", "torchscript", "--model-file", str(program), "--batch-size", "4",
+                 "--inferences", "6", "--graph", "script")
+    assert doc["inferences"] == 6 and doc["feasible"]
+
     import torchvision
 
     weights = tmp_path / "mnv2.pt"

@@ -2,7 +2,8 @@
 
 Models are built from their torchvision architectures with random weights
 (nothing is downloaded), or loaded from a weights file the user gives; a
-user model comes as a TorchScript file. Inputs are either synthetic tensors
+user model comes as a TorchScript file or a ``torch.export`` program (``.pt2``,
+exported with a dynamic batch dimension to take every batch size). Inputs are either synthetic tensors
 (the default: measures the model alone) or a directory of images decoded and
 preprocessed on the CPU for every batch, as a deployed pipeline does — which
 is what makes classification CPU-sensitive on a Jetson.
@@ -36,12 +37,7 @@ class TorchClassifier(TorchWorkload):
 
     def _build(self, torch):
         if self.model_file is not None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # deprecated, still what JetPack runs
-                    return torch.jit.load(str(self.model_file), map_location="cpu")
-            except Exception as exc:
-                raise ConfigError(f"cannot load TorchScript model {self.model_file}: {exc}") from None
+            return self._load_program(torch)
         import torchvision
 
         model = getattr(torchvision.models, self.arch)(weights=None)
@@ -52,6 +48,19 @@ class TorchClassifier(TorchWorkload):
             except Exception as exc:
                 raise ConfigError(f"cannot load weights {self.weights} into {self.arch}: {exc}") from None
         return model
+
+    def _load_program(self, torch):
+        """A user model: a torch.export program (``.pt2``) or a TorchScript file."""
+        try:
+            if self.model_file.suffix == ".pt2":
+                self.exported = True
+                return torch.export.load(str(self.model_file)).module()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # deprecated, still what JetPack runs
+                return torch.jit.load(str(self.model_file), map_location="cpu")
+        except Exception as exc:
+            raise ConfigError(f"cannot load model {self.model_file} (TorchScript, or torch.export .pt2): "
+                              f"{exc}") from None
 
     def _prepare(self, torch) -> None:
         if self.images is None:
@@ -102,9 +111,10 @@ mobilenet_v2 = _factory("mobilenet_v2", "mobilenet_v2")
 
 
 def torchscript(**options: Any) -> TorchClassifier:
-    """torchscript: any image classifier as a TorchScript file (--model-file), 3x224x224 inputs."""
+    """torchscript: any image classifier as a TorchScript or torch.export (.pt2) file (--model-file), 3x224x224."""
     if "model_file" not in options:
-        raise ConfigError("workload torchscript needs --model-file PATH (a torch.jit.save'd model)")
+        raise ConfigError("workload torchscript needs --model-file PATH (torch.jit.save'd, or torch.export.save'd "
+                          ".pt2)")
     return TorchClassifier("torchscript", None, **options)
 
 

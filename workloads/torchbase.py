@@ -47,6 +47,7 @@ class TorchWorkload:
         self.default_device = device
         self.seed = seed
         self.model: Any = None
+        self.exported = False  # set by _build when it loads a torch.export program
         self.batch_size = 1
         self.device = "cpu"
         self.load_s = 0.0
@@ -84,9 +85,13 @@ class TorchWorkload:
         t0 = time.perf_counter()
         with self._memory_is_infeasible():
             torch.manual_seed(self.seed)
-            model = self._build(torch).eval().to(self.device)
+            model = self._build(torch)
+            if not self.exported:  # a torch.export program is already an inference graph (and refuses .eval())
+                model = model.eval()
+            model = model.to(self.device)
             self._prepare(torch)
-            if graph == "script" and not isinstance(model, torch.jit.ScriptModule):
+            static = self.exported or isinstance(model, torch.jit.ScriptModule)
+            if graph == "script" and not static:
                 example = self._batch(torch, self.batch_size)
                 with torch.inference_mode(), warnings.catch_warnings():
                     # TorchScript is deprecated in favour of torch.export, but it is what
