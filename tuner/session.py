@@ -85,7 +85,7 @@ class Session:
     @classmethod
     def open(cls, *, kind: str, board: str, root: Path, workload: str, knobs: dict[str, tuple | None],
              policy: RunPolicy, out: Path | None, seed: int, spec: dict[str, Any], live_sim: bool = True,
-             time_scale: float = 1.0) -> Session:
+             time_scale: float = 1.0, options: dict[str, Any] | None = None) -> Session:
         b = open_board(board, root, seed=seed)
         live = None
         if live_sim and not isinstance(b, AnalyticBoard) and b.info.simulated and b.info.extra.get("root"):
@@ -93,7 +93,7 @@ class Session:
 
             live = LiveSimulator(b.info.extra["root"], seed=seed).start()
         try:
-            wl = open_workload(workload, b, time_scale=time_scale)
+            wl = open_workload(workload, b, time_scale=time_scale, options=options)
             runner = TrialRunner(b, wl, policy)
             space = build_space(runner, knobs)
             name = b.info.profile or b.info.kind

@@ -44,7 +44,7 @@ def tuned_from(tuned_dir: Path | None, config_text: str | None) -> Config | None
 def run_compare_command(*, board: str, root: Path, workload: str, governors: str | None, tuned_dir: Path | None,
                         config_text: str | None, rate: float | None, online: bool, batch_size: int, strategy: str,
                         budget: str | None, policy: RunPolicy, out: Path | None, seed: int, plots: bool,
-                        time_scale: float) -> dict[str, Any]:
+                        time_scale: float, options: dict[str, Any] | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     from governors.base import Governor
@@ -63,9 +63,10 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
     # fixed work: energy per inference; rate-driven: average power while keeping up
     objective = Objective("power") if rate else Objective("energy")
     knobs: dict[str, tuple | None] = {CPU_FREQ: None, GPU_FREQ: None, BATCH_SIZE: (batch_size,)}
-    spec = {"rate_ips": rate, "strategy": strategy, "seed": seed, "tuned": given.to_json() if given else None}
+    spec = {"rate_ips": rate, "strategy": strategy, "seed": seed, "tuned": given.to_json() if given else None,
+            **({"options": options} if options else {})}
     with Session.open(kind="compare", board=board, root=root, workload=workload, knobs=knobs, policy=policy,
-                      out=out, seed=seed, spec=spec, time_scale=time_scale) as session:
+                      out=out, seed=seed, spec=spec, time_scale=time_scale, options=options) as session:
         govs = kernel_governors(session.board, governors)
         workload_part = Config({BATCH_SIZE: batch_size})
         runner = session.runner

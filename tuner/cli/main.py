@@ -212,6 +212,8 @@ OutOpt = typer.Option(None, "--out", help="Run directory (store, trials.csv, sum
                       "state directory.")
 TimeScaleOpt = typer.Option(1.0, "--sim-time-scale", help="Emulated trees only: simulated batches run this many "
                             "times faster than the model says (times and energies shrink alike, comparisons hold).")
+WorkloadOptionOpt = typer.Option(None, "--option", "-o", help="Workload option KEY=VALUE, repeatable (e.g. "
+                                 "-o command='python3 app.py' for external, -o model=mobilenet_v2 for cme).")
 DEFAULT_BATCHES = (8, 16, 32, 64)
 
 
@@ -234,6 +236,7 @@ def sweep(
     out: Optional[Path] = OutOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the heatmap and 3-D surface PNGs."),
     time_scale: float = TimeScaleOpt,
+    option: Optional[list[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure every config (CPU x GPU frequency x batch size): the workload's energy topology map.
@@ -250,7 +253,7 @@ def sweep(
         knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES),
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
-        time_scale=time_scale)
+        time_scale=time_scale, options=parse_options(option or []))
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -278,6 +281,7 @@ def tune(
     seed: int = SeedOpt,
     out: Optional[Path] = OutOpt,
     time_scale: float = TimeScaleOpt,
+    option: Optional[list[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Search for the best config with a strategy and a budget, and print it with its measured cost.
@@ -293,7 +297,7 @@ def tune(
         knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES),
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
-        plots=False, time_scale=time_scale)
+        plots=False, time_scale=time_scale, options=parse_options(option or []))
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -326,6 +330,7 @@ def compare(
     out: Optional[Path] = OutOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the bar chart and residency histograms."),
     time_scale: float = TimeScaleOpt,
+    option: Optional[list[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure the workload under the kernel's governors and under a tuned config: the saving over DVFS.
@@ -341,7 +346,8 @@ def compare(
     doc = run_compare_command(board=board, root=root, workload=workload, governors=governors, tuned_dir=tuned,
                               config_text=config, rate=rate, online=online, batch_size=batch_size,
                               strategy=strategy, budget=budget, policy=make_policy(inferences, repeats, None, None),
-                              out=out, seed=seed, plots=plots, time_scale=time_scale)
+                              out=out, seed=seed, plots=plots, time_scale=time_scale,
+                              options=parse_options(option or []))
     emit_json(doc) if as_json else render_compare(doc)
 
 
@@ -428,8 +434,7 @@ def run(
     model_file: Optional[str] = typer.Option(None, "--model-file", help="Model file for workloads that take one."),
     images: Optional[str] = typer.Option(None, "--images", help="Directory of images, decoded on the CPU per "
                                          "batch (default: synthetic tensors)."),
-    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="Workload option KEY=VALUE, "
-                                               "repeatable (e.g. -o command='python3 app.py' for external)."),
+    option: Optional[list[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run one config of a workload once and print the measurement: inferences, time,

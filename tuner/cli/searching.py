@@ -69,7 +69,7 @@ class Progress:
 def run_search_command(*, kind: str, strategy: str, budget: str | None, board: str, root: Path, workload: str,
                        knobs: dict[str, tuple | None], objective: Objective, policy: RunPolicy, out: Path | None,
                        seed: int, apply_best: bool = False, plots: bool = True,
-                       time_scale: float = 1.0) -> dict[str, Any]:
+                       time_scale: float = 1.0, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document."""
     from tuner.report import plot_topology, summarize, write_summary
     from tuner.search import measure_reference, parse_budget, search
@@ -77,9 +77,10 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
     from tuner.strategies import make_strategy, strategy_class
 
     strategy_class(strategy)  # an unknown name fails before anything is opened
-    spec = {"strategy": strategy, "seed": seed, "objective": objective.to_dict()}
+    spec = {"strategy": strategy, "seed": seed, "objective": objective.to_dict(), **({"options": options}
+                                                                                     if options else {})}
     with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
-                      seed=seed, spec=spec, time_scale=time_scale) as session:
+                      seed=seed, spec=spec, time_scale=time_scale, options=options) as session:
         space = session.space
         n = parse_budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
         strat = make_strategy(strategy, space, seed=seed)
