@@ -114,3 +114,13 @@ def test_edgetune_run_cme_reports_per_tenant_counts():
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["inferences"] == 12 and sorted(doc["tenants"].values()) == [4, 4, 4]
+
+
+def test_edgetune_workloads_probe_reports_levels():
+    pytest.importorskip("torchvision")
+    out = subprocess.run([sys.executable, "-m", "tuner.cli.entry", "workloads", "probe", "--model", "mobilenet_v2",
+                          "--max", "2", "--inferences", "2", "--json"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [lv["concurrency"] for lv in doc["levels"]] == [1, 2] and doc["max_concurrency"] == 2
+    assert all(lv["ok"] and lv["inferences"] == 2 * lv["concurrency"] for lv in doc["levels"])

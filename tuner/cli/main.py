@@ -415,6 +415,39 @@ def workloads_list(as_json: bool = JsonOpt) -> None:
     Console().print(t)
 
 
+@workloads_app.command("probe")
+def workloads_probe(
+    model: str = typer.Option(..., "--model", "-m", help="The model to run concurrent instances of, e.g. "
+                              "mobilenet_v2."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Batch size of every instance."),
+    max_concurrency: int = typer.Option(8, "--max", help="Stop at this many instances if nothing fails first."),
+    inferences: int = typer.Option(32, "--inferences", help="Inferences per instance at each level."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda, where the model supports it."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find how many concurrent instances of a model fit and which count is fastest (CME).
+
+    Raises the concurrency from 1 until a level fails (out of memory, a crash)
+    and reports each level's aggregate throughput, the largest level that runs
+    and the throughput-maximising one. Set the cme workload's max_concurrency
+    from it."""
+    from workloads.cme import MultiTenant, probe_concurrency
+
+    options = {"device": device} if device else {}
+    report = probe_concurrency(MultiTenant(model=model, max_concurrency=max_concurrency, **options),
+                               batch_size=batch_size, inferences_per_tenant=inferences)
+    if as_json:
+        emit_json(report)
+        return
+    for lv in report["levels"]:
+        typer.echo(f"{lv['concurrency']:>3} instances: " + (f"{lv['throughput_ips']:.1f} inferences/s"
+                                                         if lv["ok"] else f"failed ({lv['failure']})"))
+    if report["best_concurrency"] is None:
+        raise EdgetuneError(f"even one instance of {model} failed: {report['stopped_by']}")
+    typer.echo(f"largest that runs: {report['max_concurrency']}; fastest: {report['best_concurrency']} "
+               f"({report['speedup']:.2f}x one instance)")
+
+
 @app.command()
 def run(
     workload: str = typer.Option(..., "--workload", "-w", help="A workload from `edgetune workloads list`."),
