@@ -185,8 +185,9 @@ def test_the_daemon_tunes_an_application_it_did_not_write(app, tmp_path, nano):
 
 def test_edgetune_tune_an_external_command_on_an_emulated_tree(app, tmp_path, nano):
     count_file = tmp_path / "count.txt"
-    out = subprocess.run([sys.executable, "-m", "tuner.cli.entry", "tune", "--workload", "external", "--root", str(nano),
-                          "-o", f"command={sys.executable} {app} {count_file}", "--strategy", "sweep",
+    out = subprocess.run([sys.executable, "-m", "tuner.cli.entry", "tune", "--workload", "external",
+                          "--root", str(nano), "-o", f"command={sys.executable} {app} {count_file}",
+                          "--strategy", "sweep",
                           "--batch-sizes", "2,4", "--cpu-freqs", "1479MHz", "--gpu-freqs", "921.6MHz",
                           "--inferences", "40", "--repeats", "1", "--out", str(tmp_path / "run"), "--json"],
                          capture_output=True, text=True, cwd=REPO)
