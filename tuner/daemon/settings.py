@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -148,8 +148,7 @@ class WatchSettings(_Section):
 
 
 class WorkloadSettings(_Section):
-    name: str  # a registered workload (edgetune workloads list) or a simulated one
-    kind: Literal["builtin"] = "builtin"
+    name: str  # a registered workload (edgetune workloads list: external, cme, ...) or a simulated one
     rate: Optional[float] = Field(None, gt=0)  # rate-driven: inferences per second it must keep up with
     options: dict[str, Any] = Field(default_factory=dict)  # passed to the workload (weights, images, device)
 
