@@ -52,6 +52,7 @@ def test_a_partial_last_batch_and_a_static_graph(tmp_path):
     wl.teardown()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # TorchScript files are what JetPack users have
 def test_user_torchscript_model_weights_file_and_image_directory(tmp_path):
     from PIL import Image
 
