@@ -55,6 +55,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("[daemon]\nsocket_mode = '0666'\n[[workloads]]\nname = 'a'\n", "daemon.socket_mode: socket_mode must give"),
     ("[board]\nspec = 'auto'\n", "workloads: Field required"),
     ("[[workloads]]\nname = 'alexnet'\n[search]\nrepeats = 5\nmax_repeats = 2\n", "search: max_repeats (2)"),
+    ("[[workloads]]\nname = 'a'\n[search]\nworkload_knobs = { batch_size = [8] }\n", "own key (cpu_freqs"),
 ])
 def test_a_bad_config_is_one_line_naming_the_file_and_the_key(tmp_path, text, expected):
     path = _write(tmp_path, text)

@@ -136,12 +136,23 @@ def test_bench_reports_every_strategy_and_replays_a_recorded_sweep(tmp_path):
     assert all(math.isfinite(r["regret_at_budget"]["median"]) for r in replay["strategies"])
 
 
+def test_a_workload_knob_is_a_dimension_like_the_clocks(tmp_path):
+    doc = invoke("tune", "--board", "sim:jetson-nano", "--workload", "alexnet", *SMALL, "--knob", "concurrency=1,2",
+                 "--strategy", "sweep", "--budget", "36", "--out", str(tmp_path / "run"))
+    assert doc["space_size"] == 3 * 3 * 2 * 2
+    assert doc["best"]["config"]["concurrency"] in (1, 2)
+    rows = (tmp_path / "run" / "trials.csv").read_text().splitlines()
+    assert "concurrency" in rows[0].split(",")
+
+
 @pytest.mark.parametrize("args,message", [
     (["sweep", "--board", "sim:jetson-nano", "--workload", "vgg99"], "no simulated model"),
     (["sweep", "--board", "sim:jetson-nano", "--workload", "alexnet", "--gpu-freqs", "600MHz"], "not one of"),
     (["tune", "--board", "sim:jetson-nano", "--workload", "alexnet", "--strategy", "annealing"], "unknown strategy"),
     (["tune", "--board", "sim:jetson-nano", "--workload", "alexnet", "--objective", "joules"], "unknown objective"),
     (["bench", "--board", "auto", "--workload", "alexnet"], "sim:PROFILE"),
+    (["tune", "--board", "sim:jetson-nano", "--workload", "alexnet", "--knob", "turbo"], "turbo cannot be searched"),
+    (["tune", "--board", "sim:jetson-nano", "--workload", "alexnet", "--knob", "concurrency=0"], "not one of"),
     (["bench", "--board", "replay:/nonexistent", "--workload", "alexnet"], "not a sweep run directory"),
 ])
 def test_bad_input_is_a_one_line_error(args, message, tmp_path):

@@ -212,6 +212,9 @@ OutOpt = typer.Option(None, "--out", help="Run directory (store, trials.csv, sum
                       "state directory.")
 TimeScaleOpt = typer.Option(1.0, "--sim-time-scale", help="Emulated trees only: simulated batches run this many "
                             "times faster than the model says (times and energies shrink alike, comparisons hold).")
+KnobOpt = typer.Option(None, "--knob", "-k", help="Also search this workload knob: NAME (its whole domain) or "
+                       "NAME=v1,v2, repeatable, e.g. --knob concurrency=1,2,4 --knob graph (values that contain "
+                       "commas are separated by ';': placement=cuda,cpu;cpu,cuda).")
 WorkloadOptionOpt = typer.Option(None, "--option", "-o", help="Workload option KEY=VALUE, repeatable (e.g. "
                                  "-o command='python3 app.py' for external, -o model=mobilenet_v2 for cme).")
 DEFAULT_BATCHES = (8, 16, 32, 64)
@@ -225,6 +228,7 @@ def sweep(
     batch_sizes: Optional[str] = BatchOpt,
     cpu_freqs: Optional[str] = CpuFreqsOpt,
     gpu_freqs: Optional[str] = GpuFreqsOpt,
+    knob: Optional[list[str]] = KnobOpt,
     objective: str = ObjectiveOpt,
     latency_slo: Optional[str] = SloOpt,
     min_throughput: Optional[float] = ThroughputOpt,
@@ -250,7 +254,7 @@ def sweep(
 
     doc = run_search_command(
         kind="sweep", strategy="sweep", budget=None, board=board, root=root, workload=workload,
-        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES),
+        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob),
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
         time_scale=time_scale, options=parse_options(option or []))
@@ -271,6 +275,7 @@ def tune(
     batch_sizes: Optional[str] = BatchOpt,
     cpu_freqs: Optional[str] = CpuFreqsOpt,
     gpu_freqs: Optional[str] = GpuFreqsOpt,
+    knob: Optional[list[str]] = KnobOpt,
     objective: str = ObjectiveOpt,
     latency_slo: Optional[str] = SloOpt,
     min_throughput: Optional[float] = ThroughputOpt,
@@ -294,7 +299,7 @@ def tune(
 
     doc = run_search_command(
         kind="tune", strategy=strategy, budget=budget, board=board, root=root, workload=workload,
-        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES),
+        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob),
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
         plots=False, time_scale=time_scale, options=parse_options(option or []))

@@ -25,15 +25,40 @@ def make_objective(objective: str, latency_slo: str | None, min_throughput: floa
 
 
 def make_knobs(batch_sizes: str | None, cpu_freqs: str | None, gpu_freqs: str | None,
-               default_batches: tuple[int, ...] | None) -> dict[str, tuple | None]:
+               default_batches: tuple[int, ...] | None, extra: list[str] | None = None) -> dict[str, tuple | None]:
     """The searched knobs: CPU and GPU frequency (all of the device's steps unless
-    narrowed) and the batch size (``default_batches`` unless given; None = every
-    batch size the workload offers)."""
-    return {
+    narrowed), the batch size (``default_batches`` unless given; None = every
+    batch size the workload offers), and any other knob of the workload named
+    by ``--knob NAME`` (its whole domain) or ``--knob NAME=v1,v2`` (those values)."""
+    knobs = {
         CPU_FREQ: parse_list(cpu_freqs, lambda t: parse_freq(t, "kHz"), "--cpu-freqs"),
         GPU_FREQ: parse_list(gpu_freqs, lambda t: parse_freq(t, "Hz"), "--gpu-freqs"),
         BATCH_SIZE: parse_list(batch_sizes, int, "--batch-sizes") or default_batches,
     }
+    for item in extra or []:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not name or (sep and not values.strip()):
+            raise ConfigError(f"--knob takes NAME or NAME=v1,v2, not {item!r}")
+        if name in knobs:
+            raise ConfigError(f"{name} has its own option (--cpu-freqs, --gpu-freqs, --batch-sizes)")
+        if not sep:
+            knobs[name] = None
+        elif ";" in values:  # values that contain commas themselves (placement=cuda,cpu;cpu,cuda)
+            knobs[name] = tuple(knob_value(v.strip()) for v in values.split(";") if v.strip())
+        else:
+            knobs[name] = parse_list(values, knob_value, f"--knob {name}")
+    return knobs
+
+
+def knob_value(text: str) -> int | float | str:
+    """A knob value as written: an integer, a number, or a name (``script``, ``cuda,cpu`` is two)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def make_policy(inferences: int, repeats: int, max_repeats: int | None, timeout: str | None) -> RunPolicy:

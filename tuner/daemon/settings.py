@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -87,6 +87,8 @@ class SearchSettings(_Section):
     cpu_freqs: Optional[list[str]] = None  # narrow the searched steps; default: every device step
     gpu_freqs: Optional[list[str]] = None
     batch_sizes: Optional[list[int]] = None  # default: the workload's own domain
+    # more workload knobs to search: name -> values ([] = the knob's whole domain), e.g. concurrency = [1, 2, 4]
+    workload_knobs: dict[str, list[Union[int, float, str]]] = Field(default_factory=dict)
 
     @field_validator("strategy")
     @classmethod
@@ -119,6 +121,14 @@ class SearchSettings(_Section):
             _check(parse_freq, str(text), "Hz")
         return v
 
+    @field_validator("workload_knobs")
+    @classmethod
+    def _workload_knobs(cls, v: dict[str, list]) -> dict[str, list]:
+        for name in v:
+            if name in ("cpu_freq_khz", "gpu_freq_hz", "batch_size"):
+                raise ValueError(f"{name} has its own key (cpu_freqs, gpu_freqs, batch_sizes)")
+        return v
+
     @model_validator(mode="after")
     def _repeats(self) -> SearchSettings:
         if self.max_repeats < self.repeats:
@@ -132,6 +142,7 @@ class SearchSettings(_Section):
             CPU_FREQ: tuple(parse_freq(str(t), "kHz") for t in self.cpu_freqs) if self.cpu_freqs else None,
             GPU_FREQ: tuple(parse_freq(str(t), "Hz") for t in self.gpu_freqs) if self.gpu_freqs else None,
             BATCH_SIZE: tuple(self.batch_sizes) if self.batch_sizes else None,
+            **{name: tuple(values) or None for name, values in self.workload_knobs.items()},
         }
 
 
