@@ -108,12 +108,14 @@ def _window(thr: float, power: float, feasible: bool = True) -> Measurement:
 
 def test_drift_needs_consecutive_off_windows_and_ignores_noise():
     w = DriftWatch(tolerance=0.15, windows=3)
+    assert w.observe(_window(40, 5.0)) is None  # the warm-up window: a cold start is not the signature
     assert w.observe(_window(100, 5.0)) is None  # the signature
     for thr, p in [(103, 5.1), (97, 4.9), (130, 5.0), (101, 5.0), (130, 5.0), (131, 5.0)]:
         assert w.observe(_window(thr, p)) is None  # noise, and off windows that are not consecutive
     reason = w.observe(_window(132, 5.0))
     assert reason is not None and "throughput +32 %" in reason
     w.reset()
+    assert w.observe(_window(10, 1.0)) is None  # warm-up again
     assert w.observe(_window(50, 2.0)) is None  # a new signature after reset
     assert w.observe(_window(50, 2.0), "latency p95 over the SLO") is None
     assert w.observe(_window(50, 2.0), "latency p95 over the SLO") is None

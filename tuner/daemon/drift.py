@@ -1,12 +1,14 @@
 """Watching a held config: when has the workload changed enough to search again?
 
 While holding, the daemon measures the workload in short windows. The first
-feasible window after a config is applied is the *signature* (throughput and
-average power at that config). A window whose throughput or power is off the
-signature by more than the tolerance counts as off; ``windows`` consecutive
-off windows mean the workload (or the board) has changed — a new model, a
-different input mix, a thermal regime — and the held config is stale. One
-noisy window never triggers a search: sensor noise is 1–3 %, tolerance 15 %.
+feasible window after a config is applied only warms up (a freshly set-up
+model runs its first batches slowly: allocator, cuDNN autotuning, caches);
+the second is the *signature* (throughput and average power at that config).
+A window whose throughput or power is off the signature by more than the
+tolerance counts as off; ``windows`` consecutive off windows mean the
+workload (or the board) has changed — a new model, a different input mix, a
+thermal regime — and the held config is stale. One noisy window never
+triggers a search: sensor noise is 1–3 %, tolerance 15 %.
 
 Constraint misses (latency SLO, throughput floor, power cap) are counted
 separately: they are what the user asked for, so ``slo_windows`` consecutive
@@ -28,18 +30,18 @@ class Signature:
 
 
 class DriftWatch:
+    WARMUP_WINDOWS = 1
+
     def __init__(self, tolerance: float = 0.15, windows: int = 3, slo_windows: int = 3) -> None:
         self.tolerance = tolerance
         self.windows = windows
         self.slo_windows = slo_windows
-        self.signature: Signature | None = None
-        self.off = 0
-        self.misses = 0
-        self.failures = 0
+        self.reset()
 
     def reset(self) -> None:
-        """A new config is held: the next feasible window becomes its signature."""
-        self.signature = None
+        """A new config is held: after the warm-up window, the next feasible one is its signature."""
+        self.signature: Signature | None = None
+        self.warmup = self.WARMUP_WINDOWS
         self.off = self.misses = self.failures = 0
 
     def observe(self, window: Measurement, violation: str | None = None) -> str | None:
@@ -53,6 +55,9 @@ class DriftWatch:
             self.off += 1
             if self.off >= self.windows:
                 return f"the workload failed in {self.off} windows in a row ({window.failure})"
+            return None
+        if self.warmup > 0:
+            self.warmup -= 1
             return None
         if violation is not None:
             self.misses += 1
