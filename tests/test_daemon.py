@@ -528,3 +528,19 @@ def test_heat_forces_the_safe_config_and_faults_are_counted_not_fatal(tmp_path):
         d.request_stop()
         t.join(timeout=30)
     assert not t.is_alive()
+
+
+def test_the_status_text_says_what_it_knows_and_nothing_it_does_not():
+    from tuner.cli.status import format_status
+
+    w = {"name": "w", "state": "holding", "reason": "best of 3 trials", "applied": {"gpu_freq_hz": 614400000},
+         "manual": False, "trials_used": 3, "searches": 1, "best_energy_per_inference_mj": 2.0, "best_repeats": 3,
+         "saving_vs_dvfs": -0.05, "dvfs_energy_per_inference_mj": 1.9, "power_w": None, "throughput_ips": 12.5,
+         "windows": 4}
+    text = format_status({"version": "x", "pid": 1, "uptime_s": 3700, "board": {"name": "linux"}, "simulated": False,
+                          "temperature_c": None, "errors": {"sensor": 2, "knob": 0}, "workloads": [w]})
+    assert "up 1h01m" in text and "°C" not in text and "(simulated)" not in text
+    assert "errors: sensor 2" in text and "knob" not in text
+    assert "GPU 614.4 MHz" in text and "5.0 % above DVFS" in text
+    assert "now:      12.5 inferences/s (window 4)" in text  # no power sensors: throughput alone
+    assert "starting" in format_status({"starting": True, "pid": 7})

@@ -50,9 +50,10 @@ def format_status(doc: dict[str, Any]) -> str:
                 best += f", {abs(saving) * 100:.1f} % {'below' if saving >= 0 else 'above'} DVFS " \
                         f"({w['dvfs_energy_per_inference_mj']:.3f} mJ)"
             lines.append(best)
-        if w.get("power_w") is not None:
-            lines.append(f"  now:      {w['power_w']:.2f} W, {w['throughput_ips']:.1f} inferences/s "
-                         f"(window {w['windows']})")
+        now = ([f"{w['power_w']:.2f} W"] if w.get("power_w") is not None else []) + \
+            ([f"{w['throughput_ips']:.1f} inferences/s"] if w.get("throughput_ips") is not None else [])
+        if now:  # a board without power sensors still shows the throughput
+            lines.append(f"  now:      {', '.join(now)} (window {w['windows']})")
     return "\n".join(lines) + "\n"
 
 
