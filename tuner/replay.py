@@ -24,20 +24,12 @@ from tuner.boards.base import BoardInfo, validate_hardware
 from tuner.config import HARDWARE_KNOBS, Config, Knob
 from tuner.errors import EdgetuneError
 from tuner.measurement import Measurement
+from tuner.units import parse_scalar
 
 #: trials.csv columns that are not config knobs (see tuner.store.Run.export_csv)
 RESULT_COLUMNS = ("trial", "role", "repeat", "feasible", "failure", "energy_j", "time_s", "inferences",
                   "energy_per_inference_mj", "avg_power_w", "batch_latency_p50_ms", "batch_latency_p95_ms",
                   "simulated")
-
-
-def _value(text: str) -> int | float | str:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _num(text: str) -> float:
@@ -64,7 +56,7 @@ class ReplayBoard:
         self.repeats: dict[Config, list[Measurement]] = defaultdict(list)
         values: dict[str, set] = defaultdict(set)
         for row in rows:
-            config = Config({k: _value(row[k]) for k in knob_names if row[k] != ""})
+            config = Config({k: parse_scalar(row[k]) for k in knob_names if row[k] != ""})
             for k, v in config.items():
                 values[k].add(v)
             feasible = row["feasible"] == "1"

@@ -51,6 +51,16 @@ def parse_list(text: str | None, parse, what: str) -> tuple | None:
         raise EdgetuneError(f"{what}: cannot read {text!r} (write e.g. 8,16,32)") from None
 
 
+def parse_scalar(text: str) -> int | float | str:
+    """A knob value as written: an integer, a number, or else a name (``script``, ``cuda,cpu``)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def config_text(config: Mapping[str, object]) -> str:
     """A config as people read it: ``CPU 1479 MHz, GPU 614.4 MHz, batch_size=16``."""
     parts = []

@@ -15,7 +15,7 @@ from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
 from tuner.errors import ConfigError
 from tuner.objective import Constraints, Objective
 from tuner.runner import RunPolicy
-from tuner.units import config_text, parse_duration, parse_freq, parse_list
+from tuner.units import config_text, parse_duration, parse_freq, parse_list, parse_scalar
 
 
 def make_objective(objective: str, latency_slo: str | None, min_throughput: float | None,
@@ -45,20 +45,10 @@ def make_knobs(batch_sizes: str | None, cpu_freqs: str | None, gpu_freqs: str | 
         if not sep:
             knobs[name] = None
         elif ";" in values:  # values that contain commas themselves (placement=cuda,cpu;cpu,cuda)
-            knobs[name] = tuple(knob_value(v.strip()) for v in values.split(";") if v.strip())
+            knobs[name] = tuple(parse_scalar(v.strip()) for v in values.split(";") if v.strip())
         else:
-            knobs[name] = parse_list(values, knob_value, f"--knob {name}")
+            knobs[name] = parse_list(values, parse_scalar, f"--knob {name}")
     return knobs
-
-
-def knob_value(text: str) -> int | float | str:
-    """A knob value as written: an integer, a number, or a name (``script``, ``cuda,cpu`` is two)."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def make_policy(inferences: int, repeats: int, max_repeats: int | None, timeout: str | None) -> RunPolicy:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tuner.daemon.protocol import COMMANDS, request
 from tuner.errors import EdgetuneError
-from tuner.units import config_text
+from tuner.units import config_text, parse_scalar
 
 
 def show_status(socket: Path, as_json: bool) -> None:
@@ -75,14 +75,7 @@ def _assignment(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name.strip() or not value.strip():
         raise EdgetuneError(f"--set takes KNOB=VALUE, not {text!r}")
-    value = value.strip()
-    try:
-        return name.strip(), int(value)
-    except ValueError:
-        try:
-            return name.strip(), float(value)
-        except ValueError:
-            return name.strip(), value
+    return name.strip(), parse_scalar(value.strip())
 
 
 def _duration(seconds: float | None) -> str:
