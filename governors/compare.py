@@ -11,13 +11,13 @@ is the p95 batch latency.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from tuner.config import Config
 from tuner.measurement import Measurement
 from tuner.runner import Trial, TrialRunner
+from tuner.search import measure_or_take
 from tuner.store import Run
 
 from governors.base import Governor
@@ -27,12 +27,7 @@ GOVERNOR_ROLE = "governor"
 
 def measure_governor(runner: TrialRunner, gov: Governor, workload_part: Config, run: Run | None) -> Trial:
     config = Config({**workload_part.to_dict(), **gov.config.to_dict()})
-    trial = run.take(config, GOVERNOR_ROLE) if run else None
-    if trial is None:
-        trial = runner.measure(config)
-        if run:
-            run.add(trial, math.nan, GOVERNOR_ROLE)
-    return trial
+    return measure_or_take(runner, config, run, GOVERNOR_ROLE)
 
 
 def row(name: str, kind: str, m: Measurement, dvfs: Measurement | None, rate: float | None) -> dict[str, Any]:

@@ -97,15 +97,20 @@ def reference_config(runner: TrialRunner, space: Space, batch: int | None = None
     return dvfs_config(runner.board, Config(workload_part))  # type: ignore[arg-type]
 
 
-def measure_reference(runner: TrialRunner, space: Space, run: Run | None, batch: int | None = None) -> Trial:
-    """Measure (or take from the store) the DVFS reference."""
-    config = reference_config(runner, space, batch)
-    trial = run.take(config, REFERENCE) if run else None
+def measure_or_take(runner: TrialRunner, config: Config, run: Run | None, role: str) -> Trial:
+    """A trial of ``config`` outside the search (a reference, a governor): from the store
+    when the run already has it (resume), else measured and stored under ``role``."""
+    trial = run.take(config, role) if run else None
     if trial is None:
         trial = runner.measure(config)
         if run:
-            run.add(trial, math.nan, REFERENCE)
+            run.add(trial, math.nan, role)
     return trial
+
+
+def measure_reference(runner: TrialRunner, space: Space, run: Run | None, batch: int | None = None) -> Trial:
+    """Measure (or take from the store) the DVFS reference."""
+    return measure_or_take(runner, reference_config(runner, space, batch), run, REFERENCE)
 
 
 def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget: int, *,
