@@ -10,6 +10,8 @@ the search goes on.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -37,6 +39,24 @@ class RunResult:
     inferences: int
     batch_latencies_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+
+
+def timed_batches(inferences: int, batch_size: int, one_batch: Callable[[int], None]) -> RunResult:
+    """Run ``inferences`` as batches of ``batch_size`` (the last one partial), timing each.
+
+    ``one_batch(n)`` does one batch of ``n`` inferences, from input to result taken;
+    its wall time is the batch latency the runner reports.
+    """
+    out = RunResult(0)
+    start = time.perf_counter()
+    while out.inferences < inferences:
+        n = min(batch_size, inferences - out.inferences)
+        t0 = time.perf_counter()
+        one_batch(n)
+        out.batch_latencies_s.append(time.perf_counter() - t0)
+        out.inferences += n
+    out.wall_s = time.perf_counter() - start
+    return out
 
 
 @runtime_checkable

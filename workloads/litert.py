@@ -26,7 +26,7 @@ import numpy as np
 
 from tuner.config import BATCH_SIZE, Config, Knob
 from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult
+from workloads.base import Infeasible, RunResult, timed_batches
 from workloads.inputs import ImageCycle, existing_file
 
 THREADS = "threads"
@@ -138,21 +138,16 @@ class LiteRTWorkload:
         it = self.interpreter
         if it is None:
             raise EdgetuneError("run() before setup()")
-        out = RunResult(0)
-        start = time.perf_counter()
-        while out.inferences < inferences:
-            n = min(self.batch_size, inferences - out.inferences)
-            t0 = time.perf_counter()
+
+        def one_batch(n: int) -> None:
             # the graph's batch is fixed at setup: a last, partial batch runs full and counts n
             batch = self._static if self.images is None else self._decode(self.batch_size)
             it.set_tensor(self._input["index"], batch)
             it.invoke()
             for index in self._outputs:
                 it.get_tensor(index)  # a copy: the result leaves the interpreter, as a consumer takes it
-            out.batch_latencies_s.append(time.perf_counter() - t0)
-            out.inferences += n
-        out.wall_s = time.perf_counter() - start
-        return out
+
+        return timed_batches(inferences, self.batch_size, one_batch)
 
     def teardown(self) -> None:
         self.interpreter = None

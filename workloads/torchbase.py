@@ -24,7 +24,7 @@ from typing import Any
 
 from tuner.config import BATCH_SIZE, Config, Knob
 from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult
+from workloads.base import Infeasible, RunResult, timed_batches
 
 GRAPH = "graph"
 DEVICE = "device"
@@ -107,20 +107,15 @@ class TorchWorkload:
         if self.model is None:
             raise EdgetuneError("run() before setup()")
         torch = torch_module(self.extra)
-        out = RunResult(0)
-        start = time.perf_counter()
+
+        def one_batch(n: int) -> None:
+            inputs = self._batch(torch, n)
+            output = self.model(*inputs) if isinstance(inputs, tuple) else self.model(inputs)
+            self._consume(torch, output, n)
+            self._sync(torch)
+
         with self._memory_is_infeasible(), torch.inference_mode():
-            while out.inferences < inferences:
-                n = min(self.batch_size, inferences - out.inferences)
-                t0 = time.perf_counter()
-                inputs = self._batch(torch, n)
-                output = self.model(*inputs) if isinstance(inputs, tuple) else self.model(inputs)
-                self._consume(torch, output, n)
-                self._sync(torch)
-                out.batch_latencies_s.append(time.perf_counter() - t0)
-                out.inferences += n
-        out.wall_s = time.perf_counter() - start
-        return out
+            return timed_batches(inferences, self.batch_size, one_batch)
 
     def teardown(self) -> None:
         self.model = None
