@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import typer
 
-from tuner.daemon.protocol import DEFAULT_SOCKET
+from tuner.daemon.protocol import DEFAULT_CONFIG, DEFAULT_SOCKET
 from tuner.errors import EdgetuneError
 
 app = typer.Typer(
@@ -559,7 +559,7 @@ SocketOpt = typer.Option(Path(DEFAULT_SOCKET), "--socket", envvar="EDGETUNE_SOCK
 
 @app.command()
 def daemon(
-    config: Path = typer.Option(Path("/etc/edgetune/edgetune.toml"), "--config", "-c",
+    config: Path = typer.Option(Path(DEFAULT_CONFIG), "--config", "-c",
                                 help="TOML settings; see systemd/edgetune.toml for every key."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:

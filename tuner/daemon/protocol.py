@@ -29,6 +29,7 @@ from typing import Any
 from tuner.errors import EdgetuneError
 
 DEFAULT_SOCKET = "/run/edgetune/edgetune.sock"
+DEFAULT_CONFIG = "/etc/edgetune/edgetune.toml"  # the daemon's settings (here, with the socket: both are cheap)
 MAX_LINE = 64 * 1024  # a request longer than this is refused, not buffered
 COMMANDS = ("status", "pause", "resume", "retune", "apply", "restore")
 

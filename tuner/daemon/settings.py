@@ -25,8 +25,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - 3.10
     import tomli as tomllib
 
-DEFAULT_CONFIG = Path("/etc/edgetune/edgetune.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/edgetune")
 
 
 def _check(parse: Any, *args: Any) -> None:
