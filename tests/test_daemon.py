@@ -188,6 +188,12 @@ def test_commands_pause_resume_apply_retune_restore_and_reload(tmp_path):
         cfg.write_text("[[workloads]]\nname = 'alexnet'\n[search\n")  # broken: refused, the daemon carries on
         d._reload.set()
         _until(lambda: _status(sock)["errors"]["reload"] == 1, what="refused reload")
+        gone = _analytic_settings(tmp_path)
+        gone["workloads"] = [{"name": "vgg99"}]  # valid TOML, but no such workload: refused as well
+        cfg.write_text(json_to_toml(gone))
+        d._reload.set()
+        _until(lambda: _status(sock)["errors"]["reload"] == 2, what="refused reload of an unknown workload")
+        assert t.is_alive() and _workload(sock)["name"] == "alexnet" and _workload(sock)["epoch"] == 1
         cfg.write_text(json_to_toml(_analytic_settings(tmp_path, budget="10")))
         d._reload.set()
         _until(lambda: _workload(sock).get("epoch") == 2 and _workload(sock)["state"] == "holding",

@@ -435,7 +435,16 @@ class Daemon:
         if (new.workloads, new.search, new.objective) != (old.workloads, old.search, old.objective):
             assert self.runner is not None
             self.runner.teardown()
-            self._open_workload()  # a changed spec starts a new epoch there
+            try:
+                self._open_workload()  # a changed spec starts a new epoch there
+            except EdgetuneError as exc:  # e.g. a workload that does not exist: keep serving the old one
+                self.errors["reload"] += 1
+                log.error("reload refused, keeping the running settings: %s", exc)
+                self.settings = old
+                self._open_workload()
+                self.notifier.ready(self._status_line())
+                self._publish()
+                return
         elif new.watch != old.watch:
             w = new.watch
             self.drift = DriftWatch(w.drift_tolerance, w.drift_windows, w.slo_windows)
