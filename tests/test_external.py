@@ -101,6 +101,49 @@ def test_attach_to_a_running_process_and_leave_it_running(app, tmp_path):
     assert channel.exists()
 
 
+# edgetune, reduced to what matters here: start the application, report its pid, wait to be killed.
+OWNER = """
+import sys, time
+from tuner.config import Config
+from workloads.external import ExternalWorkload
+
+wl = ExternalWorkload(command=[sys.executable, sys.argv[1], sys.argv[2]], batch_sizes=[2])
+wl.setup(Config({"batch_size": 2}))
+print(wl.proc.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_a_started_application_ends_when_edgetune_is_killed_with_sigkill(app, tmp_path):
+    owner = tmp_path / "owner.py"
+    owner.write_text(OWNER)
+    count_file = tmp_path / "count.txt"
+    proc = subprocess.Popen([sys.executable, str(owner), str(app), str(count_file)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        child = int(proc.stdout.readline())
+        assert _alive(child)
+        proc.kill()  # no teardown runs
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+        assert count_file.exists()  # it got SIGTERM, so it ended its own way (the app's handler wrote this)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_a_process_that_never_reports_is_infeasible_and_a_dead_one_is_a_crash(tmp_path, nano):
     silent = ExternalWorkload(command=[sys.executable, "-c", "import time; time.sleep(30)"], batch_sizes=[1],
                               switch_timeout_s=0.5)

@@ -10,7 +10,9 @@ A listener thread drains the socket for the workload's whole life, so reports
 are never lost to a full queue between trials.
 
 Started (``command``): edgetune launches it with ``$EDGETUNE_CHANNEL`` set and
-stops it (SIGTERM, then SIGKILL) at teardown. Attached (``pid`` and
+stops it (SIGTERM, then SIGKILL) at teardown. On Linux the kernel also sends
+it SIGTERM if edgetune dies without a teardown (``kill -9``, an OOM kill), so
+a restarted daemon never finds a second copy of the application running. Attached (``pid`` and
 ``channel``): the process was started with ``EDGETUNE_CHANNEL=<channel>`` by
 someone else; edgetune only watches that it is alive and leaves it running.
 This is how the daemon tunes applications it did not write.
@@ -18,6 +20,7 @@ This is how the daemon tunes applications it did not write.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
@@ -25,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +42,34 @@ from workloads.base import Infeasible, RunResult
 from workloads.client import CHANNEL_ENV, KNOBS_FILE, REPORTS_SOCKET
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` that makes the child get SIGTERM when edgetune dies, or None off Linux.
+
+    Why: the application runs in its own session (a Ctrl-C at edgetune's
+    terminal must not reach it before edgetune has restored the clocks), so
+    nothing else ends it if edgetune is killed with SIGKILL. libc's ``prctl``
+    is looked up here, in the parent, so the child between fork and exec only
+    makes the call. The kernel ties the signal to the *thread* that started the
+    child: edgetune starts applications from its main thread, which lives as
+    long as the process.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # edgetune died between fork and prctl: nobody will signal
+            os._exit(1)
+
+    return hook
 
 
 class _Listener:
@@ -137,7 +169,7 @@ class ExternalWorkload:
             env = {**os.environ, CHANNEL_ENV: str(self.channel)}
             try:
                 self.proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
-                                             start_new_session=True)
+                                             start_new_session=True, preexec_fn=_die_with_parent())
             except OSError as exc:
                 raise EdgetuneError(f"cannot start {shlex.join(self.command)}: {exc.strerror or exc}") from None
         self._wait_for_switch(config)
