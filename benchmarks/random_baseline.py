@@ -29,22 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
+from strategies import BOARDS, KNOBS, WORKLOADS  # the same surfaces as the strategy benchmark
+
 from tuner.bench import TARGET
 from tuner.boards.factory import open_board
 from tuner.runner import RunPolicy, TrialRunner
 from tuner.search import build_space
 from tuner.strategies import make_strategy
 
-BOARDS = ("jetson-nano", "jetson-xavier-nx", "jetson-orin-nx")
-WORKLOADS = ("alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", "distilbert")
-KNOBS = {"cpu_freq_khz": None, "gpu_freq_hz": None, "batch_size": (8, 16, 32, 64)}
-
 
 def first_hits(board_name: str, workload: str, seeds: int) -> dict:
     board = open_board(f"sim:{board_name}", seed=0)
-    runner = TrialRunner(board, workload, RunPolicy())
-    space = build_space(runner, KNOBS)
-    expected = {c: board.expected(workload, c, RunPolicy().inferences) for c in space}
+    policy = RunPolicy()
+    space = build_space(TrialRunner(board, workload, policy), KNOBS)
+    expected = {c: board.expected(workload, c, policy.inferences) for c in space}
     cost = {c: (m.energy_j if m.feasible else math.inf) for c, m in expected.items()}
     optimum = min(cost.values())
     in_band = {c for c, v in cost.items() if v <= optimum * (1 + TARGET)}

@@ -23,6 +23,7 @@ from tuner.bench import BenchSpec, run_bench
 
 BOARDS = ("jetson-nano", "jetson-xavier-nx", "jetson-orin-nx")
 WORKLOADS = ("alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", "distilbert")
+KNOBS = {"cpu_freq_khz": None, "gpu_freq_hz": None, "batch_size": (8, 16, 32, 64)}  # each surface's space
 OURS = ("bo", "thompson", "ogd")
 PEERS = ("random", "tpe")
 
@@ -66,9 +67,7 @@ def main() -> None:
     for board in args.boards:
         for workload in args.workloads:
             t0 = time.monotonic()
-            doc = run_bench(BenchSpec(f"sim:{board}", workload, {"cpu_freq_khz": None, "gpu_freq_hz": None,
-                                                                  "batch_size": (8, 16, 32, 64)},
-                                      strategies=OURS + PEERS, seeds=args.seeds))
+            doc = run_bench(BenchSpec(f"sim:{board}", workload, KNOBS, strategies=OURS + PEERS, seeds=args.seeds))
             doc["misses"] = check(doc)
             doc["seconds"] = round(time.monotonic() - t0, 1)
             results.append(doc)

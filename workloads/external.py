@@ -12,9 +12,11 @@ are never lost to a full queue between trials.
 Started (``command``): edgetune launches it with ``$EDGETUNE_CHANNEL`` set and
 stops it (SIGTERM, then SIGKILL) at teardown. On Linux the kernel also sends
 it SIGTERM if edgetune dies without a teardown (``kill -9``, an OOM kill), so
-a restarted daemon never finds a second copy of the application running. Attached (``pid`` and
-``channel``): the process was started with ``EDGETUNE_CHANNEL=<channel>`` by
-someone else; edgetune only watches that it is alive and leaves it running.
+a restarted daemon never finds a second copy of the application running.
+
+Attached (``pid`` and ``channel``): the process was started with
+``EDGETUNE_CHANNEL=<channel>`` by someone else; edgetune only watches that it
+is alive and leaves it running.
 This is how the daemon tunes applications it did not write.
 """
 
