@@ -117,3 +117,23 @@ def test_registry_names_every_strategy_and_rejects_unknown_ones():
 
     with pytest.raises(ConfigError, match="unknown strategy"):
         make_strategy("annealing", SPACE)
+
+
+@pytest.mark.parametrize("name", ["bo", "thompson"])
+def test_asking_for_the_best_between_trials_does_not_change_the_search(name):
+    """bench and the daemon read best() after every trial, tune only at the end: the same
+    seed must measure the same configs either way."""
+
+    def asks(peek: bool) -> list[Config]:
+        rng = np.random.default_rng(7)
+        strategy = make_strategy(name, SPACE, seed=0)
+        asked = []
+        for _ in range(20):
+            config = strategy.ask()
+            asked.append(config)
+            strategy.tell(config, surface(config) * (1 + 0.01 * rng.standard_normal()))
+            if peek:
+                strategy.best()
+        return asked
+
+    assert asks(peek=True) == asks(peek=False)

@@ -17,8 +17,8 @@ model steers away from them without bending the surface far. Memory
 failures are pruned instead (see :mod:`tuner.strategies.base`).
 
 The space is finite, so acquisitions are evaluated exactly on the candidates
-(all of them, or a shortlist on large lattices) rather than optimised
-continuously and rounded.
+(those in the trust region around the incumbent, or a shortlist of them on
+large lattices) rather than optimised continuously and rounded.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 
 from tuner.errors import EdgetuneError
 from tuner.strategies.base import Lattice, Strategy
+from tuner.strategies.trust_region import TrustRegion
 
 MAX_JOINT = 2000  # candidates in one joint posterior draw; beyond this, a random subset
 NOISE_SD = 0.01  # prior noise of one trial's log cost (3 repeats at ~1.8 % each)
@@ -175,8 +176,9 @@ class GPSurrogate:
 
 class ModelBased(Strategy):
     """Shared by Bayesian optimisation and Thompson sampling: a spread-out
-    initial design, then :meth:`choose` on the fitted GP; recommendation by
-    posterior mean among measured configs."""
+    initial design, then :meth:`choose` on the fitted GP among the candidates
+    in a trust region around the incumbent (:mod:`tuner.strategies.trust_region`);
+    recommendation by posterior mean among measured configs."""
 
     init_points = 3
 
@@ -190,16 +192,19 @@ class ModelBased(Strategy):
         top = self.lattice.find(tuple(len(k) - 1 if k.ordered else 0 for k in space.knobs))
         self._design = ([top] if top is not None else []) + [
             r for r in self.lattice.design(n_init - 1, self.rng, self.allowed) if r != top]
+        self._n_design = len(self._design)
         self._fitted = False
+        self.region = TrustRegion(self.lattice)
 
     def tell(self, config, cost, measurement=None) -> None:
+        if len(self.order) >= self._n_design:  # design trials do not steer the region
+            means = [m for m in self.mean_costs().values() if math.isfinite(m)]
+            self.region.update(cost, min(means) if means else math.inf)
         super().tell(config, cost, measurement)
-        self._fitted = False
-
-    def _ensure_fit(self) -> bool:
-        if not self._fitted:
-            self._fitted = self.gp.fit(self.costs, self.allowed)
-        return self._fitted
+        # Fit here, once per trial, and nowhere else: when the GP is fitted decides
+        # when its hyperparameters are re-optimised, so fitting on demand would let a
+        # caller who merely asks for best() between trials change the search.
+        self._fitted = self.gp.fit(self.costs, self.allowed)
 
     def ask(self):
         while self._design:
@@ -209,9 +214,13 @@ class ModelBased(Strategy):
         candidates = np.flatnonzero(self.allowed)
         if candidates.size == 0:
             return None
-        if not self._ensure_fit():  # everything so far failed: keep exploring at random
+        if not self._fitted:  # everything so far failed: keep exploring at random
             fresh = candidates[~self.measured()[candidates]]
             return self.lattice.configs[int(self.rng.choice(fresh if fresh.size else candidates))]
+        incumbent = self.gp.recommend(self.measured() & self.allowed, self.costs)
+        if incumbent is not None:
+            measured = self.measured()
+            candidates = self.region.confine(candidates, incumbent, lambda rows: not measured[rows].all())
         return self.lattice.configs[self.choose(self.shortlist(candidates))]
 
     shortlist_size = 600
@@ -233,7 +242,7 @@ class ModelBased(Strategy):
         raise NotImplementedError
 
     def best(self):
-        if len(self.costs) < 2 or not self._ensure_fit():
+        if not self._fitted:
             return super().best()
         row = self.gp.recommend(self.measured() & self.allowed, self.costs)
         return self.lattice.configs[row] if row is not None else super().best()
