@@ -19,9 +19,10 @@ Unordered knobs (governor, placement) are never confined.
 
 Success and failure are judged on the trial's own cost against the best mean
 cost measured before it, with a 1 % margin so that a noisy repeat of the
-leader counts as neither. When the box has shrunk below one step of every
-knob it has nothing left to teach, and it restarts at its initial size
-(keeping every measurement): that is how the search leaves a local basin.
+leader does not count as an improvement. When the box has shrunk below one
+step of the finest confined knob it has nothing left to teach, and it
+restarts at its initial size (keeping every measurement): that is how the
+search leaves a local basin.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import numpy as np
 from tuner.strategies.base import Lattice
 
 INITIAL = 0.8  # side of the box in unit coordinates (TuRBO's default)
-LARGEST = 1.6  # larger than the cube: the whole space
+LARGEST = 1.6  # TuRBO's largest: centred in the cube, it holds all of it
 SUCCESSES = 3  # consecutive improvements that double the side
-FAILURES = 3  # consecutive non-improvements that halve it (TuRBO: the dimension, at least 4/batch)
+FAILURES = 3  # consecutive non-improvements that halve it (TuRBO: max(4, dimension); our searches are short)
 MARGIN = 0.01  # an improvement must beat the best mean by this share
 FINE = 7  # an ordered knob with fewer values is never confined
 
@@ -41,10 +42,10 @@ FINE = 7  # an ordered knob with fewer values is never confined
 class TrustRegion:
     def __init__(self, lattice: Lattice) -> None:
         self.lattice = lattice
-        ordered = np.array([k.ordered and len(k) >= FINE for k in lattice.space.knobs])
-        self._ordered = ordered
+        confined = np.array([k.ordered and len(k) >= FINE for k in lattice.space.knobs])
+        self._confined = confined
         # one step of the finest confined knob: a box narrower than this is spent
-        steps = 1.0 / np.maximum(lattice.sizes[ordered] - 1, 1)
+        steps = 1.0 / np.maximum(lattice.sizes[confined] - 1, 1)
         self.smallest = float(steps.min()) if steps.size else 1.0
         self.side = INITIAL
         self._wins = 0
@@ -65,9 +66,9 @@ class TrustRegion:
 
     def inside(self, candidates: np.ndarray, centre: int) -> np.ndarray:
         """The candidates within the box around row ``centre``."""
-        if not self._ordered.any():
+        if not self._confined.any():
             return candidates
-        unit = self.lattice.unit[:, self._ordered]
+        unit = self.lattice.unit[:, self._confined]
         near = np.all(np.abs(unit[candidates] - unit[centre]) <= self.side / 2 + 1e-9, axis=1)
         return candidates[near]
 
