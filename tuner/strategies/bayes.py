@@ -31,7 +31,7 @@ class BayesOpt(ModelBased):
         fresh = candidates[~self.measured()[candidates]]
         if fresh.size == 0:
             fresh = candidates
-        incumbent = self.gp.recommend(self.measured() & self.allowed, self.costs)
-        y_best = float(self.gp.predict(np.array([incumbent]))[0][0]) if incumbent is not None else 0.0
+        incumbent = self.incumbent
+        y_best = float(self.gp.mean(np.array([incumbent]))[0]) if incumbent is not None else 0.0
         ei = expected_improvement(*self.gp.predict(fresh), y_best, self.xi)
         return int(fresh[int(np.argmax(ei))])

@@ -195,6 +195,7 @@ class ModelBased(Strategy):
         self._n_design = len(self._design)
         self._fitted = False
         self.region = TrustRegion(self.lattice)
+        self.incumbent: int | None = None  # the measured row with the lowest posterior mean, as of the last ask
 
     def tell(self, config, cost, measurement=None) -> None:
         if len(self.order) >= self._n_design:  # design trials do not steer the region
@@ -217,10 +218,10 @@ class ModelBased(Strategy):
         if not self._fitted:  # everything so far failed: keep exploring at random
             fresh = candidates[~self.measured()[candidates]]
             return self.lattice.configs[int(self.rng.choice(fresh if fresh.size else candidates))]
-        incumbent = self.gp.recommend(self.measured() & self.allowed, self.costs)
-        if incumbent is not None:
-            measured = self.measured()
-            candidates = self.region.confine(candidates, incumbent, lambda rows: not measured[rows].all())
+        measured = self.measured()
+        self.incumbent = self.gp.recommend(measured & self.allowed, self.costs)
+        if self.incumbent is not None:
+            candidates = self.region.confine(candidates, self.incumbent, lambda rows: not measured[rows].all())
         return self.lattice.configs[self.choose(self.shortlist(candidates))]
 
     shortlist_size = 600
@@ -239,6 +240,7 @@ class ModelBased(Strategy):
         return np.sort(np.concatenate([best, explore]))
 
     def choose(self, candidates: np.ndarray) -> int:
+        """The next row among ``candidates``; ``self.incumbent`` is the current best guess."""
         raise NotImplementedError
 
     def best(self):
