@@ -137,3 +137,27 @@ def test_asking_for_the_best_between_trials_does_not_change_the_search(name):
         return asked
 
     assert asks(peek=True) == asks(peek=False)
+
+
+def test_online_descent_keeps_asking_even_when_a_round_finds_nothing_to_measure():
+    """The daemon asks ogd for its next config forever: the search must never spin without
+    answering. Force the worst case — convergence never recognised, every neighbour already
+    measured — and ask on; it must re-measure its position rather than loop."""
+    import signal
+
+    strategy, _ = run("ogd", budget=60, noise=0.0)
+    strategy._stuck = lambda x, here: False  # never converged: every round probes, measures nothing new
+
+    def hung(signum, frame):
+        raise TimeoutError("ogd's ask() did not return")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        for _ in range(40):
+            config = strategy.ask()
+            assert config is not None
+            strategy.tell(config, math.inf if oom(config) else surface(config))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -31,6 +31,7 @@ class OnlineDescent(Strategy):
     name = "ogd"
     summary = "online gradient descent from the maximum clocks, adaptive steps; runs online as a governor"
     growth = 1.5
+    IDLE_ROUNDS = 64  # rounds in a row that measure nothing before the position is re-measured
 
     def __init__(self, space, *, seed: int = 0, start: Config | None = None) -> None:
         super().__init__(space, seed=seed, start=start)
@@ -83,7 +84,16 @@ class OnlineDescent(Strategy):
         self.position = here
         rest = {d: 0 for d in self.dims}  # rounds a knob sits out after its probes failed
         misses = {d: 0 for d in self.dims}
+        told, idle = len(self.order), 0
         while True:
+            # A round asks for nothing when its probes are all measured already. A few such
+            # rounds are normal (knobs sitting out); many in a row would spin ask() forever
+            # under the daemon, so after IDLE_ROUNDS the position is re-measured instead.
+            idle, told = (idle + 1 if len(self.order) == told else 0), len(self.order)
+            if idle >= self.IDLE_ROUNDS:
+                idle = 0
+                yield here
+                told = len(self.order)
             probes: dict[int, tuple[int, int]] = {}  # dim -> (row, direction)
             for d in self.dims:
                 if rest[d] > 0:
