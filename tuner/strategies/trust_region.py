@@ -41,9 +41,8 @@ FINE = 7  # an ordered knob with fewer values is never confined
 
 class TrustRegion:
     def __init__(self, lattice: Lattice) -> None:
-        self.lattice = lattice
         confined = np.array([k.ordered and len(k) >= FINE for k in lattice.space.knobs])
-        self._confined = confined
+        self._unit = lattice.unit[:, confined]  # every row's position along the confined knobs
         # one step of the finest confined knob: a box narrower than this is spent
         steps = 1.0 / np.maximum(lattice.sizes[confined] - 1, 1)
         self.smallest = float(steps.min()) if steps.size else 1.0
@@ -66,10 +65,9 @@ class TrustRegion:
 
     def inside(self, candidates: np.ndarray, centre: int) -> np.ndarray:
         """The candidates within the box around row ``centre``."""
-        if not self._confined.any():
+        if self._unit.shape[1] == 0:
             return candidates
-        unit = self.lattice.unit[:, self._confined]
-        near = np.all(np.abs(unit[candidates] - unit[centre]) <= self.side / 2 + 1e-9, axis=1)
+        near = np.all(np.abs(self._unit[candidates] - self._unit[centre]) <= self.side / 2 + 1e-9, axis=1)
         return candidates[near]
 
     def confine(self, candidates: np.ndarray, centre: int, usable) -> np.ndarray:
