@@ -96,6 +96,42 @@ def test_online_descent_starts_at_the_maximum_and_moves_down():
     assert started.ask()["batch_size"] == 16
 
 
+def test_online_descent_probes_the_gpu_clock_first_straight_at_the_prior_guess():
+    strategy, asked = run("ogd", budget=3, noise=0.0)
+    top = asked[1]  # asked[0] was batch 64, which did not fit
+    assert top == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 32})
+    # 12 GPU clocks: the guess is 60 % up the list (index 7), and the first probe lands there
+    assert asked[2] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 80, "batch_size": 32})
+    # the jump paid off (CPU and batch probes, then the combined move follow); from there the
+    # GPU is refined one clock at a time instead of growing the jump past the minimum (60)
+    strategy, asked = run("ogd", budget=7, noise=0.0)
+    assert asked[5] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 80, "batch_size": 32})
+    assert asked[6] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 70, "batch_size": 32})
+
+
+def test_prior_guess_is_the_gpu_60_percent_up_and_everything_else_at_its_top():
+    from tuner.strategies.prior import likely_best
+
+    assert likely_best(SPACE) == (14, 7, 3)
+    space = Space((Knob("gpu_freq_hz", (1, 2, 3, 4, 5, 6, 7)), Knob("placement", ("gpu", "cpu"), ordered=False),
+                   Knob("concurrency", (1, 2, 3))))
+    assert likely_best(space) == (4, 0, 2)
+    # the published minima: Nano 614.4 MHz of 12 clocks, Xavier NX 803.25 of 15, Orin NX 714 of 7
+    assert [likely_best(Space((Knob("gpu_freq_hz", tuple(range(n))),)))[0] for n in (12, 15, 7)] == [7, 8, 4]
+
+
+@pytest.mark.parametrize("name", ["bo", "thompson"])
+def test_model_based_design_starts_at_the_prior_guess_and_backs_off_its_batch_after_a_memory_failure(name):
+    strategy, asked = run(name, budget=4, noise=0.0)
+    guess = {"cpu_freq_khz": 1500, "gpu_freq_hz": 80}
+    assert asked[0] == Config({**guess, "batch_size": 64}) and oom(asked[0])
+    assert asked[1] == Config({**guess, "batch_size": 32})  # the same guess, at the largest batch that fits
+    assert asked[2] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 32})  # the top corner
+    # restarted from a known config (the daemon after drift), that config comes first
+    held = Config({"cpu_freq_khz": 700, "gpu_freq_hz": 60, "batch_size": 16})
+    assert make_strategy(name, SPACE, start=held).ask() == held
+
+
 def test_best_is_the_lowest_mean_not_the_luckiest_reading():
     strategy = make_strategy("random", SPACE)
     a, b = list(SPACE)[:2]

@@ -136,6 +136,16 @@ class Strategy(ABC):
         mask[list(self.costs)] = True
         return mask
 
+    def nearest_allowed(self, x, *, fresh: bool = False) -> int | None:
+        """The allowed row nearest to index vector ``x`` (memory pruning may have
+        removed ``x`` itself); with ``fresh``, the nearest not yet measured."""
+        ok = self.allowed & ~self.measured() if fresh else self.allowed
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            return None
+        dist = np.abs(self.lattice.index[rows] - np.asarray(x)).sum(axis=1)
+        return int(rows[int(np.argmin(dist))])
+
     def _prune_memory(self, failed: Config) -> None:
         names = self.space.names
         mem = [i for i, n in enumerate(names) if n in MEMORY_KNOBS]

@@ -30,6 +30,7 @@ import numpy as np
 
 from tuner.errors import EdgetuneError
 from tuner.strategies.base import Lattice, Strategy
+from tuner.strategies.prior import likely_best
 from tuner.strategies.trust_region import TrustRegion
 
 MAX_JOINT = 2000  # candidates in one joint posterior draw; beyond this, a random subset
@@ -175,9 +176,10 @@ class GPSurrogate:
 
 
 class ModelBased(Strategy):
-    """Shared by Bayesian optimisation and Thompson sampling: a spread-out
-    initial design, then :meth:`choose` on the fitted GP among the candidates
-    in a trust region around the incumbent (:mod:`tuner.strategies.trust_region`);
+    """Shared by Bayesian optimisation and Thompson sampling: an initial design
+    (the prior guess, the top corner, a Latin-hypercube point), then
+    :meth:`choose` on the fitted GP among the candidates in a trust region
+    around the incumbent (:mod:`tuner.strategies.trust_region`);
     recommendation by posterior mean among measured configs."""
 
     init_points = 3
@@ -185,32 +187,44 @@ class ModelBased(Strategy):
     def __init__(self, space, *, seed: int = 0, start=None) -> None:
         super().__init__(space, seed=seed, start=start)
         self.gp = GPSurrogate(self.lattice, seed)
-        n_init = min(len(self.lattice), self.init_points)
-        # The first trial is the top corner (every clock and batch at its maximum:
-        # where DVFS runs, so rarely far from good and never a wasted reference),
-        # then a Latin hypercube over the rest.
-        top = self.lattice.find(tuple(len(k) - 1 if k.ordered else 0 for k in space.knobs))
-        self._design = ([top] if top is not None else []) + [
-            r for r in self.lattice.design(n_init - 1, self.rng, self.allowed) if r != top]
-        self._n_design = len(self._design)
+        # The design, in order: the published prior's guess of the energy minimum
+        # (:mod:`tuner.strategies.prior`; where a search restarts from a known
+        # config, that config first), the top corner (every clock and batch at its
+        # maximum: where DVFS runs, and the time objective's best guess), then a
+        # Latin hypercube for the rest. Entries are knob indices; each becomes the
+        # nearest allowed, unmeasured config when its turn comes, so a guess whose
+        # batch ran out of memory moves to the largest batch that fits.
+        anchors = [likely_best(space), tuple(len(k) - 1 if k.ordered else 0 for k in space.knobs)]
+        if start is not None and self.lattice.get(start) is not None:
+            anchors.insert(0, tuple(space.to_indices(start)))
+        anchors = list(dict.fromkeys(anchors))
+        spread = self.lattice.design(max(0, self.init_points - len(anchors)), self.rng, self.allowed)
+        self._design = anchors + [tuple(self.lattice.index[r]) for r in spread]
+        self._design_asked: tuple[int, tuple[int, ...]] | None = None  # (row, entry) if the last ask was the design's
         self._fitted = False
         self.region = TrustRegion(self.lattice)
         self.incumbent: int | None = None  # the measured row with the lowest posterior mean, as of the last ask
 
     def tell(self, config, cost, measurement=None) -> None:
-        if len(self.order) >= self._n_design:  # design trials do not steer the region
+        from_design = self._design_asked is not None and self._design_asked[0] == self.lattice.row(config)
+        if not from_design:  # design trials do not steer the region
             means = [m for m in self.mean_costs().values() if math.isfinite(m)]
             self.region.update(cost, min(means) if means else math.inf)
         super().tell(config, cost, measurement)
+        if from_design and measurement is not None and measurement.memory_failure:
+            self._design.insert(0, self._design_asked[1])  # the same guess at the largest batch that fits
         # Fit here, once per trial, and nowhere else: when the GP is fitted decides
         # when its hyperparameters are re-optimised, so fitting on demand would let a
         # caller who merely asks for best() between trials change the search.
         self._fitted = self.gp.fit(self.costs, self.allowed)
 
     def ask(self):
+        self._design_asked = None
         while self._design:
-            row = self._design.pop(0)
-            if self.allowed[row] and row not in self.costs:
+            target = self._design.pop(0)
+            row = self.nearest_allowed(target, fresh=True)
+            if row is not None:
+                self._design_asked = (row, target)
                 return self.lattice.configs[row]
         candidates = np.flatnonzero(self.allowed)
         if candidates.size == 0:
