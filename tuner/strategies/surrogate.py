@@ -212,7 +212,7 @@ class ModelBased(Strategy):
             self.region.update(cost, min(means) if means else math.inf)
         super().tell(config, cost, measurement)
         if from_design and measurement is not None and measurement.memory_failure:
-            self._design.insert(0, self._design_asked[1])  # the same guess at the largest batch that fits
+            self._design.insert(0, self._design_asked[1])  # the same design entry, at a batch that fits
         # Fit here, once per trial, and nowhere else: when the GP is fitted decides
         # when its hyperparameters are re-optimised, so fitting on demand would let a
         # caller who merely asks for best() between trials change the search.
