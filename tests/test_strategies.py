@@ -102,11 +102,28 @@ def test_online_descent_probes_the_gpu_clock_first_straight_at_the_prior_guess()
     assert top == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 32})
     # 12 GPU clocks: the guess is 60 % up the list (index 7), and the first probe lands there
     assert asked[2] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 80, "batch_size": 32})
-    # the jump paid off (CPU and batch probes, then the combined move follow); from there the
+    # the jump paid off (the CPU probe, then the combined move follow); from there the
     # GPU is refined one clock at a time instead of growing the jump past the minimum (60)
     strategy, asked = run("ogd", budget=7, noise=0.0)
-    assert asked[5] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 80, "batch_size": 32})
-    assert asked[6] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 70, "batch_size": 32})
+    assert asked[4] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 80, "batch_size": 32})
+    assert asked[5] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 70, "batch_size": 32})
+
+
+def test_online_descent_leaves_a_batch_at_its_largest_fit_alone_while_the_clocks_make_their_first_moves():
+    # Started at the largest batch that fits (the prior's choice), the batch is first
+    # probed in the third round: after the GPU and CPU probes and their two combined moves.
+    strategy, asked = run("ogd", budget=12, noise=0.0)
+    batches = [c["batch_size"] for c in asked[1:]]  # asked[0] was batch 64, which did not fit
+    first_other = next(i for i, b in enumerate(batches) if b != 32)
+    assert first_other == 9 and batches[first_other] == 16
+    # started at a small batch (online, where the workload runs now), it is probed in the first round
+    strategy = make_strategy("ogd", SPACE, start=Config({"batch_size": 16}))
+    asked = []
+    for _ in range(4):
+        config = strategy.ask()
+        asked.append(config)
+        strategy.tell(config, surface(config))
+    assert asked[0]["batch_size"] == 16 and any(c["batch_size"] != 16 for c in asked[1:4])
 
 
 def test_prior_guess_is_the_gpu_60_percent_up_and_everything_else_at_its_top():
