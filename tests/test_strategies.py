@@ -127,7 +127,7 @@ def test_online_descent_leaves_a_batch_at_its_largest_fit_alone_while_the_clocks
 
 
 def test_prior_guess_is_the_gpu_60_percent_up_and_everything_else_at_its_top():
-    from tuner.strategies.prior import likely_best
+    from tuner.strategies.prior import batch_trend, likely_best
 
     assert likely_best(SPACE) == (14, 7, 3)
     space = Space((Knob("gpu_freq_hz", (1, 2, 3, 4, 5, 6, 7)), Knob("placement", ("gpu", "cpu"), ordered=False),
@@ -135,6 +135,10 @@ def test_prior_guess_is_the_gpu_60_percent_up_and_everything_else_at_its_top():
     assert likely_best(space) == (4, 0, 2)
     # the published minima: Nano 614.4 MHz of 12 clocks, Xavier NX 803.25 of 15, Orin NX 714 of 7
     assert [likely_best(Space((Knob("gpu_freq_hz", tuple(range(n))),)))[0] for n in (12, 15, 7)] == [7, 8, 4]
+    # the batch trend: batch 64 costs 40 % less than batch 8 (the study's Nano AlexNet figure)
+    trend = batch_trend(Knob("batch_size", (8, 16, 32, 64)))
+    assert trend[-1] == 0 and trend == sorted(trend, reverse=True)
+    assert math.exp(-trend[0]) == pytest.approx(0.6, abs=0.01)
 
 
 @pytest.mark.parametrize("name", ["bo", "thompson"])
@@ -214,3 +218,46 @@ def test_online_descent_keeps_asking_even_when_a_round_finds_nothing_to_measure(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_surrogate_expects_small_batches_to_cost_more_until_the_data_weigh_the_trend():
+    from tuner.strategies.base import Lattice
+    from tuner.strategies.surrogate import GPSurrogate
+
+    lattice = Lattice(SPACE)
+    rng = np.random.default_rng(3)
+
+    def fit(batches, batch_effect, trend=True):
+        """A GP fitted to 24 configs at ``batches`` on a bowl whose batch effect is ``batch_effect``."""
+        gp = GPSurrogate(lattice, seed=0)
+        if not trend:
+            gp._trend[:] = 0.0
+        rows = rng.choice([r for r, c in enumerate(lattice.configs) if c["batch_size"] in batches], 24, replace=False)
+        costs = {}
+        for r in rows:
+            c = lattice.configs[r]
+            flat = surface(Config({**c.to_dict(), "batch_size": 32}))
+            effect = 1 + batch_effect * (32 / c["batch_size"] - 1) / 3  # 1 + batch_effect at batch 8
+            costs[int(r)] = [flat * effect * (1 + 0.005 * rng.standard_normal())]
+        assert gp.fit(costs, np.ones(len(lattice), dtype=bool))
+        return gp
+
+    def at(batch):
+        return lattice.row(Config({"cpu_freq_khz": 700, "gpu_freq_hz": 60, "batch_size": batch}))
+
+    # measured at batch 32 only, the model adds the published effect to its (pessimistic) prior
+    # at batch 8: log(1 + 6.7/8) - log(1 + 6.7/32) = 0.42 more than a model without the trend
+    rng = np.random.default_rng(3)
+    with_trend = np.diff(fit((32,), 0.0).mean(np.array([at(32), at(8)])))[0]
+    rng = np.random.default_rng(3)
+    without = np.diff(fit((32,), 0.0, trend=False).mean(np.array([at(32), at(8)])))[0]
+    assert 0.37 < with_trend - without < 0.47
+    # measured at batches 8 and 32 on a surface where the batch does not matter: the trend is weighed out
+    # (one fit moves the weight from 1 most of the way to 0; a search refits after every trial)
+    gp = fit((8, 32), 0.0)
+    assert abs(gp._beta) < 0.4
+    mean8, mean32 = gp.mean(np.array([at(8), at(32)]))
+    assert abs(mean8 - mean32) < 0.03
+    # and where it matters more than the study's 40 %, the weight grows past 1
+    gp = fit((8, 32), 1.5)  # batch 8 costs 2.5x batch 32
+    assert gp._beta > 1.3
