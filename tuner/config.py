@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping, Union
 
 from tuner.errors import ConfigError
 
@@ -32,7 +32,7 @@ PLACEMENT = "placement"
 #: Knobs a board applies; everything else belongs to the workload.
 HARDWARE_KNOBS = frozenset({CPU_FREQ, GPU_FREQ, EMC_FREQ, CPU_CORES, CPU_GOVERNOR, GPU_GOVERNOR})
 
-Scalar = int | float | str | bool
+Scalar = Union[int, float, str, bool]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Tuple
 
 from tuner.errors import HardwareError
 from tuner.journal import Journal, default_journal_path
@@ -168,7 +169,7 @@ def _natural_key(path: Path) -> list[object]:
     return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", str(path))]
 
 
-Write = tuple[str, str]
+Write = Tuple[str, str]
 
 
 def plan_min_max(fs: Sysfs, min_path: str, max_path: str, lo: int, hi: int) -> list[Write]:

@@ -43,7 +43,10 @@ class WorkloadInfo:
 
 
 def _entry_points() -> list[EntryPoint]:
-    return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
+    eps = entry_points()
+    # Python 3.10+ selects by group; 3.8/3.9 return a dict of groups.
+    found = eps.select(group=GROUP) if hasattr(eps, "select") else eps.get(GROUP, [])
+    return sorted(found, key=lambda ep: ep.name)
 
 
 def _describe(ep: EntryPoint) -> WorkloadInfo:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -87,7 +87,7 @@ def sim_create(
     from tuner.sim.tree import create_tree
 
     path = create_tree(board, root, jetpack)
-    typer.echo(f"emulated {board.removeprefix('sim:')} written to {path} (simulated: readings are not hardware)")
+    typer.echo(f"emulated {board[len('sim:'):] if board.startswith('sim:') else board} written to {path} (simulated: readings are not hardware)")
 
 
 @sim_app.command("run")
@@ -228,7 +228,7 @@ def sweep(
     batch_sizes: Optional[str] = BatchOpt,
     cpu_freqs: Optional[str] = CpuFreqsOpt,
     gpu_freqs: Optional[str] = GpuFreqsOpt,
-    knob: Optional[list[str]] = KnobOpt,
+    knob: Optional[List[str]] = KnobOpt,
     objective: str = ObjectiveOpt,
     latency_slo: Optional[str] = SloOpt,
     min_throughput: Optional[float] = ThroughputOpt,
@@ -240,7 +240,7 @@ def sweep(
     out: Optional[Path] = OutOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the heatmap and 3-D surface PNGs."),
     time_scale: float = TimeScaleOpt,
-    option: Optional[list[str]] = WorkloadOptionOpt,
+    option: Optional[List[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure every config (CPU x GPU frequency x batch size): the workload's energy topology map.
@@ -275,7 +275,7 @@ def tune(
     batch_sizes: Optional[str] = BatchOpt,
     cpu_freqs: Optional[str] = CpuFreqsOpt,
     gpu_freqs: Optional[str] = GpuFreqsOpt,
-    knob: Optional[list[str]] = KnobOpt,
+    knob: Optional[List[str]] = KnobOpt,
     objective: str = ObjectiveOpt,
     latency_slo: Optional[str] = SloOpt,
     min_throughput: Optional[float] = ThroughputOpt,
@@ -286,7 +286,7 @@ def tune(
     seed: int = SeedOpt,
     out: Optional[Path] = OutOpt,
     time_scale: float = TimeScaleOpt,
-    option: Optional[list[str]] = WorkloadOptionOpt,
+    option: Optional[List[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Search for the best config with a strategy and a budget, and print it with its measured cost.
@@ -335,7 +335,7 @@ def compare(
     out: Optional[Path] = OutOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the bar chart and residency histograms."),
     time_scale: float = TimeScaleOpt,
-    option: Optional[list[str]] = WorkloadOptionOpt,
+    option: Optional[List[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure the workload under the kernel's governors and under a tuned config: the saving over DVFS.
@@ -472,7 +472,7 @@ def run(
     model_file: Optional[str] = typer.Option(None, "--model-file", help="Model file for workloads that take one."),
     images: Optional[str] = typer.Option(None, "--images", help="Directory of images, decoded on the CPU per "
                                          "batch (default: synthetic tensors)."),
-    option: Optional[list[str]] = WorkloadOptionOpt,
+    option: Optional[List[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run one config of a workload once and print the measurement: inferences, time,
@@ -595,7 +595,7 @@ def status(socket: Path = SocketOpt, as_json: bool = JsonOpt) -> None:
 @app.command()
 def control(
     action: str = typer.Argument(..., help="pause, resume, retune, apply or restore."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="For apply: KNOB=VALUE, repeatable "
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="For apply: KNOB=VALUE, repeatable "
                                              "(e.g. --set gpu_freq_hz=614400000 --set batch_size=16)."),
     socket: Path = SocketOpt,
 ) -> None:

@@ -59,7 +59,7 @@ def render_validation(results: list[Any], all_ok: bool, console: Console | None 
     for col in ("board", "workload", "quantity", "target", "model", "tol.", ""):
         t.add_column(col, overflow="fold")
     for r in results:
-        t.add_row(r.board.removeprefix("jetson-"), r.workload, r.quantity, str(r.target), str(r.model),
+        t.add_row(r.board.replace("jetson-", "", 1), r.workload, r.quantity, str(r.target), str(r.model),
                   "" if r.tolerance is None else str(r.tolerance), "[green]ok[/]" if r.ok else "[red]MISS[/]")
     console.print(t)
     missed = sum(not r.ok for r in results)

@@ -19,9 +19,8 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Dict
 
 from tuner.daemon.protocol import MAX_LINE, ProtocolError, decode_request, encode
 from tuner.errors import EdgetuneError
@@ -32,7 +31,7 @@ READ_TIMEOUT_S = 2.0
 ACCEPT_POLL_S = 1.0  # how often the accept loop looks at the stop flag (an idle daemon wakes this rarely)
 MAX_CLIENTS = 16  # connections served at once; more wait in the listen backlog
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
 class ControlServer:

@@ -10,9 +10,10 @@ example.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -82,11 +83,11 @@ class SearchSettings(_Section):
     repeats: int = Field(3, ge=1)
     max_repeats: int = Field(6, ge=1)
     timeout: Optional[str] = None  # a repeat that runs longer is infeasible
-    cpu_freqs: Optional[list[str]] = None  # narrow the searched steps; default: every device step
-    gpu_freqs: Optional[list[str]] = None
-    batch_sizes: Optional[list[int]] = None  # default: the workload's own domain
+    cpu_freqs: Optional[List[str]] = None  # narrow the searched steps; default: every device step
+    gpu_freqs: Optional[List[str]] = None
+    batch_sizes: Optional[List[int]] = None  # default: the workload's own domain
     # more workload knobs to search: name -> values ([] = the knob's whole domain), e.g. concurrency = [1, 2, 4]
-    workload_knobs: dict[str, list[Union[int, float, str]]] = Field(default_factory=dict)
+    workload_knobs: Dict[str, List[Union[int, float, str]]] = Field(default_factory=dict)
 
     @field_validator("strategy")
     @classmethod
@@ -159,7 +160,7 @@ class WatchSettings(_Section):
 class WorkloadSettings(_Section):
     name: str  # a registered workload (edgetune workloads list: external, cme, ...) or a simulated one
     rate: Optional[float] = Field(None, gt=0)  # rate-driven: inferences per second it must keep up with
-    options: dict[str, Any] = Field(default_factory=dict)  # passed to the workload (weights, images, device)
+    options: Dict[str, Any] = Field(default_factory=dict)  # passed to the workload (weights, images, device)
 
 
 class DaemonSettings(_Section):
@@ -187,7 +188,7 @@ class Settings(_Section):
     objective: ObjectiveSettings = ObjectiveSettings()
     search: SearchSettings = SearchSettings()
     watch: WatchSettings = WatchSettings()
-    workloads: list[WorkloadSettings] = Field(min_length=1)
+    workloads: List[WorkloadSettings] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _one_tuned_workload(self) -> Settings:
@@ -227,6 +228,6 @@ def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = re.sub(r"^Value error, ", "", str(err["msg"]))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{source}: {key}: {msg}{more}") from None

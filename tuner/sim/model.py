@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from tuner.config import BATCH_SIZE, CONCURRENCY, Knob
@@ -215,7 +215,8 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 @lru_cache(maxsize=1)
 def calibration_table() -> dict[str, Any]:
-    text = resources.files("tuner.sim").joinpath("calibration.json").read_text()
+    # Beside this module (package data); importlib.resources.files() is Python 3.9+.
+    text = Path(__file__).with_name("calibration.json").read_text()
     return json.loads(text)
 
 

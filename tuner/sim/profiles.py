@@ -182,7 +182,7 @@ PROFILES: dict[str, BoardProfile] = {p.name: p for p in (
 
 
 def get_profile(name: str) -> BoardProfile:
-    key = name.removeprefix("sim:")
+    key = name[len("sim:"):] if name.startswith("sim:") else name
     try:
         return PROFILES[key]
     except KeyError:
