@@ -36,6 +36,8 @@ app.add_typer(workloads_app, name="workloads")
 RootOpt = typer.Option(Path("/"), "--root", help="Filesystem root holding /sys, /proc and /etc: '/' on a "
                        "real board, or a directory made by `edgetune sim create`.")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+SocketOpt = typer.Option(Path(DEFAULT_SOCKET), "--socket", envvar="EDGETUNE_SOCKET",
+                         help="The daemon's control socket (daemon.socket in its config).")
 
 
 def parse_options(items: list[str]) -> dict[str, str]:
@@ -72,6 +74,32 @@ def probe(
     from tuner.cli.render import render_probe
 
     render_probe(doc)
+
+
+@app.command()
+def doctor(
+    root: Path = RootOpt,
+    socket: Path = SocketOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check a board before tuning it: privileges, CPU/GPU/EMC clock control, power
+    rails, the nvpmodel power mode, services that change clocks (jtop, jetson_clocks),
+    the systemd unit and the daemon socket.
+
+    One line per check, with the fix when it fails. Reads only. Exits 1 when a check
+    that tuning needs fails (board, privileges, cpufreq, gpu, rails); the others are
+    advice. `--json` gives {"ok", "checks": [{"name", "ok", "detail", "fix", "needed"}]}."""
+    from tuner.boards.factory import check_root
+    from tuner.doctor import format_report, report, run_checks
+
+    checks = run_checks(check_root(root), socket)
+    doc = report(checks)
+    if as_json:
+        emit_json(doc)
+    else:
+        sys.stdout.write(format_report(checks))
+    if not doc["ok"]:
+        raise typer.Exit(1)
 
 
 @sim_app.command("create")
@@ -553,8 +581,6 @@ def restore(root: Path = RootOpt) -> None:
     typer.echo(f"restored {len(entries)} values from {fs.journal.path}")
 
 
-SocketOpt = typer.Option(Path(DEFAULT_SOCKET), "--socket", envvar="EDGETUNE_SOCKET",
-                         help="The daemon's control socket (daemon.socket in its config).")
 
 
 @app.command()
