@@ -108,15 +108,17 @@ def test_sim_validate_json_lists_every_target():
                          capture_output=True, text=True, timeout=120)
     doc = json.loads(res.stdout)
     assert doc["simulated"] is True
-    keys = {"board", "workload", "quantity", "target", "model", "tolerance", "ok"}
+    keys = {"board", "workload", "quantity", "target", "model", "tolerance", "ok", "gated"}
     assert all(set(t) == keys for t in doc["targets"])
     boards = {t["board"] for t in doc["targets"]}
     assert boards == {"jetson-nano", "jetson-xavier-nx", "jetson-orin-nx", "across"}
     savings = [t for t in doc["targets"] if t["quantity"].startswith("energy saving of the sweep minimum")]
     assert len(savings) == 18
-    assert res.returncode == (0 if doc["all_ok"] else 1)
-    # Known open gap (issue 3): AlexNet's cross-board energy ratios. Every
-    # per-board target and every other cross-board ratio must hold.
-    missed = [t for t in doc["targets"] if not t["ok"]]
-    assert all(t["board"] == "across" and t["workload"] == "alexnet" for t in missed), missed
-    assert len(missed) <= 3
+    # the cross-board ratios are gated on their median over the six workloads (issue 17);
+    # each workload's own ratio is listed, ungated
+    across = [t for t in doc["targets"] if t["board"] == "across"]
+    assert sum(t["gated"] for t in across) == 3 and all(t["workload"] == "median of 6" for t in across if t["gated"])
+    assert sum(not t["gated"] for t in across) == 18
+    assert all(t["gated"] for t in doc["targets"] if t["board"] != "across")
+    assert doc["all_ok"] is True and res.returncode == 0
+    assert doc["all_ok"] == all(t["ok"] for t in doc["targets"] if t["gated"])
