@@ -5,18 +5,40 @@ JetPack 4 (iio driver ``ina3221x``) exposes power directly
 exposes bus voltage (mV) and current (mA) per channel; power is their
 product. ``in7``/``curr4`` are the shunt sums and labels containing ``NC`` are
 unconnected channels: neither is a rail.
+
+A monitor is one i2c device directory that boards show through several views:
+``/sys/bus/i2c/drivers/<driver>/<bus>-<addr>``, ``/sys/bus/i2c/devices/<bus>-<addr>``
+(its ``name`` file says ``ina3221x`` or ``ina3221``), ``/sys/bus/iio/devices`` and
+``/sys/class/hwmon``. Which of them a kernel offers, and which a container or
+chroot bind-mounts, varies, so discovery takes every view and keeps each monitor
+once (by its real path), named through the first view that reached it: the
+driver path wherever there is one, so rail file paths stay stable.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from tuner.boards.base import POWER, Channel
 from tuner.sysfs import AttrReader, Sysfs
 
 IIO_GLOB = "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"
 HWMON_GLOB = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
+INA_NAMES = ("ina3221x", "ina3221")  # the i2c client's name; also the iio / hwmon name
+
+# (layout, glob of a monitor's iio or hwmon directory, how many levels above it the
+# `name` file to check is; None where the driver in the path already says it), in
+# order of preference.
+_VIEWS = (
+    ("iio", IIO_GLOB, None),
+    ("hwmon", HWMON_GLOB, None),
+    ("iio", "/sys/bus/i2c/devices/*/iio:device*", 1),
+    ("hwmon", "/sys/bus/i2c/devices/*/hwmon/hwmon*", 2),
+    ("iio", "/sys/bus/iio/devices/iio:device*", 0),
+    ("hwmon", "/sys/class/hwmon/hwmon*", 0),
+)
 
 _ROLES = {
     "total": ("POM_5V_IN", "VDD_IN"),
@@ -50,28 +72,58 @@ class Rail:
 
 def discover_rails(fs: Sysfs) -> list[Rail]:
     rails: list[Rail] = []
-    for dev in fs.glob(IIO_GLOB):
-        base = fs.rel(dev)
-        for name_file in fs.glob(base + "/rail_name_*"):
-            idx = name_file.name.rsplit("_", 1)[1]
-            name = fs.try_read(fs.rel(name_file))
-            if not name or "NC" in name.split("_") or name == "NC":
+    for layout, base in _monitors(fs):
+        rails.extend(_iio_rails(fs, base) if layout == "iio" else _hwmon_rails(fs, base))
+    return rails
+
+
+def _monitors(fs: Sysfs) -> list[tuple[str, str]]:
+    """(layout, device path) of every INA3221 monitor, each once whatever views reach it."""
+    seen: set[Path] = set()
+    found: list[tuple[str, str]] = []
+    for layout, pattern, up in _VIEWS:
+        for mon in fs.glob(pattern):
+            if up is not None:
+                owner = mon
+                for _ in range(up):
+                    owner = owner.parent  # lexical: the view's own path to the i2c device
+                if fs.try_read(fs.rel(owner / "name")) not in INA_NAMES:
+                    continue
+            try:
+                real = mon.resolve()
+            except (OSError, RuntimeError):  # a link loop: not a monitor we can read
                 continue
-            rails.append(Rail(name, rail_role(name), "iio", power_file=f"{base}/in_power{idx}_input"))
-    for dev in fs.glob(HWMON_GLOB):
-        base = fs.rel(dev)
-        for label_file in fs.glob(base + "/in*_label"):
-            m = re.fullmatch(r"in(\d+)_label", label_file.name)
-            if not m:
-                continue
-            idx = int(m.group(1))
-            name = fs.try_read(fs.rel(label_file)) or ""
-            if idx > 3 or not name or name == "NC" or "NC" in name.split("_") or "sum" in name.lower():
-                continue
-            if not fs.exists(f"{base}/curr{idx}_input"):
-                continue
-            rails.append(Rail(name, rail_role(name), "hwmon", voltage_file=f"{base}/in{idx}_input",
-                              current_file=f"{base}/curr{idx}_input"))
+            if real not in seen:
+                seen.add(real)
+                found.append((layout, fs.rel(mon)))
+    return found
+
+
+def _iio_rails(fs: Sysfs, base: str) -> list[Rail]:
+    rails = []
+    for name_file in fs.glob(base + "/rail_name_*"):
+        idx = name_file.name.rsplit("_", 1)[1]
+        name = fs.try_read(fs.rel(name_file))
+        if not name or "NC" in name.split("_") or name == "NC":
+            continue
+        rails.append(Rail(name, rail_role(name), "iio", power_file=f"{base}/in_power{idx}_input"))
+    return rails
+
+
+def _hwmon_rails(fs: Sysfs, base: str) -> list[Rail]:
+    rails = []
+    for label_file in fs.glob(base + "/in*_label"):
+        m = re.fullmatch(r"in(\d+)_label", label_file.name)
+        if not m:
+            continue
+        idx = int(m.group(1))
+        name = fs.try_read(fs.rel(label_file)) or ""
+        if idx > 3 or not name or name == "NC" or "NC" in name.split("_") or "sum" in name.lower():
+            continue
+        if not fs.exists(f"{base}/curr{idx}_input"):
+            continue
+        rails.append(Rail(name, rail_role(name), "hwmon", voltage_file=f"{base}/in{idx}_input",
+                          current_file=f"{base}/curr{idx}_input"))
     return rails
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from tuner.boards.jetson import EMULATION_MARKER
@@ -40,7 +41,9 @@ class _Writer:
         path = self.root / dev_path.lstrip("/")
         target = self.root / target_dev_path.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink() or path.exists():
+        if path.is_dir() and not path.is_symlink():  # a tree from an older edgetune held a real directory here
+            shutil.rmtree(path)
+        elif path.is_symlink() or path.exists():
             path.unlink()
         os.symlink(os.path.relpath(target, path.parent), path)
 
@@ -154,40 +157,90 @@ def _emc(w: _Writer, p: BoardProfile) -> None:
     w.file("/sys/kernel/debug/emc/available_rates", " ".join(str(r) for r in p.emc_hz))
 
 
+# Where each board's INA3221 monitors live. A monitor is ONE device directory,
+# <platform root>/<i2c controller>/<bus>-<addr>/, reached through the links
+# /sys/bus/i2c/devices/<bus>-<addr> and /sys/bus/i2c/drivers/<driver>/<bus>-<addr>;
+# tools use different views (jetson-stats reads /sys/bus/i2c/devices/*/name, most
+# scripts the driver path, hwmon tools /sys/class/hwmon), so the tree carries all of them.
+# The platform root moved with the kernel: /sys/devices on JetPack 4 (4.9),
+# /sys/devices/platform on JetPack 5 (5.10), /sys/devices/platform/bus@0 on JetPack 6
+# (upstream device tree). Real paths, as quoted by public code:
+#   Nano      /sys/devices/50000000.host1x/546c0000.i2c/i2c-6/6-0040/iio:device0
+#             (NVIDIA-AI-IOT/jetcard, jetcard/utils.py)
+#   TX2       /sys/devices/3160000.i2c/i2c-0/0-0040/iio:device0, 0-0042/iio:device2 (TX2 power scripts)
+#   Xavier NX /sys/devices/c250000.i2c/i2c-7/7-0040/iio:device0 (JetPack 4 scripts and blog posts)
+#   AGX Xavier /sys/devices/c240000.i2c/i2c-1/1-0040 (bus 1 as in /sys/bus/i2c/drivers/ina3221x/1-0040)
+#   Orin, JetPack 5  /sys/devices/platform/c240000.i2c/i2c-1/1-0040/hwmon/hwmon3 and
+#             1-0041/hwmon/hwmon4 on AGX Orin (frc971/971-Robot-Code, frc971/orin/hardware_monitor.cc)
+#   Orin, JetPack 6  /sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040/hwmon/hwmon1
+# Xavier on JetPack 5 is inferred (same controllers under /sys/devices/platform, as its GPU).
+_I2C_CONTROLLER = {
+    ("t210", 6): "50000000.host1x/546c0000.i2c/i2c-6",
+    ("t186", 0): "3160000.i2c/i2c-0",
+    ("t194", 1): "c240000.i2c/i2c-1",
+    ("t194", 7): "c250000.i2c/i2c-7",
+    ("t234", 1): "c240000.i2c/i2c-1",
+}
+_PLATFORM_ROOT = {"4": "/sys/devices", "5": "/sys/devices/platform", "6": "/sys/devices/platform/bus@0"}
+
+
 def _rails(w: _Writer, p: BoardProfile, jp: str) -> None:
     idle = dict(p.idle_mw)
+    driver = "ina3221x" if jp == "4" else "ina3221"  # also the i2c client's `name`
+    controller = f"{_PLATFORM_ROOT[jp]}/{_I2C_CONTROLLER[(p.soc, p.ina_bus)]}"
     for k, labels in enumerate(p.rails):
         addr = f"{p.ina_bus}-{0x40 + k:04x}"
+        dev = f"{controller}/{addr}"
+        w.file(f"{dev}/name", driver)
+        w.link(f"/sys/bus/i2c/devices/{addr}", dev)
+        w.link(f"/sys/bus/i2c/drivers/{driver}/{addr}", dev)
+        w.link(f"{dev}/driver", f"/sys/bus/i2c/drivers/{driver}")
         if jp == "4":
-            dev = f"/sys/bus/i2c/drivers/ina3221x/{addr}/iio:device{k}"
-            w.file(f"{dev}/name", "ina3221x")
-            for i, label in enumerate(labels):
-                mw = idle.get(label, 0.0)
-                mv = 5000 if label in ("POM_5V_IN", "VDD_IN") else 4960
-                w.file(f"{dev}/rail_name_{i}", label)
-                w.file(f"{dev}/in_power{i}_input", round(mw))
-                w.file(f"{dev}/in_voltage{i}_input", mv)
-                w.file(f"{dev}/in_current{i}_input", round(mw * 1000 / mv))
-                w.file(f"{dev}/crit_current_limit_{i}", 5000 if i == 0 else 3000, RW)
-                w.file(f"{dev}/warn_current_limit_{i}", 4000 if i == 0 else 2500, RW)
+            _iio_monitor(w, dev, k, labels, idle)
         else:
-            dev = f"/sys/bus/i2c/drivers/ina3221/{addr}/hwmon/hwmon{k + 1}"
-            w.file(f"{dev}/name", "ina3221")
-            for i, label in enumerate(labels, start=1):
-                mw = idle.get(label, 0.0)
-                mv = 0 if label == "NC" else (5000 if label in ("VDD_IN", "VIN_SYS_5V0") else 4960)
-                w.file(f"{dev}/in{i}_label", label)
-                w.file(f"{dev}/in{i}_input", mv)
-                w.file(f"{dev}/in{i}_enable", 1, RW)
-                w.file(f"{dev}/in{i + 3}_input", 0)  # shunt voltage
-                w.file(f"{dev}/curr{i}_input", round(mw * 1000 / mv) if mv else 0)
-                w.file(f"{dev}/curr{i}_max", 5920 if i == 1 else 3000, RW)
-                w.file(f"{dev}/curr{i}_crit", 7000 if i == 1 else 4000, RW)
-            w.file(f"{dev}/in7_label", "sum of shunt voltages")
-            w.file(f"{dev}/in7_input", 0)
-            w.file(f"{dev}/curr4_input", 0)
-            w.file(f"{dev}/curr4_crit", 7800, RW)
-            w.link(f"/sys/class/hwmon/hwmon{k + 1}", dev)
+            _hwmon_monitor(w, dev, k + 1, labels, idle)
+
+
+def _iio_monitor(w: _Writer, dev: str, n: int, labels: tuple[str, ...], idle: dict[str, float]) -> None:
+    """JetPack 4's downstream iio driver: power in mW per channel, rails named by rail_name_<i>."""
+    iio = f"{dev}/iio:device{n}"
+    w.file(f"{iio}/name", "ina3221x")
+    for i, label in enumerate(labels):
+        mw = idle.get(label, 0.0)
+        mv = 5000 if label in ("POM_5V_IN", "VDD_IN") else 4960
+        w.file(f"{iio}/rail_name_{i}", label)
+        w.file(f"{iio}/in_power{i}_input", round(mw))
+        w.file(f"{iio}/in_voltage{i}_input", mv)
+        w.file(f"{iio}/in_current{i}_input", round(mw * 1000 / mv))
+        w.file(f"{iio}/crit_current_limit_{i}", 5000 if i == 0 else 3000, RW)
+        w.file(f"{iio}/warn_current_limit_{i}", 4000 if i == 0 else 2500, RW)
+    w.link(f"/sys/bus/iio/devices/iio:device{n}", iio)
+
+
+def _hwmon_monitor(w: _Writer, dev: str, n: int, labels: tuple[str, ...], idle: dict[str, float]) -> None:
+    """JetPack 5+'s mainline hwmon driver (Documentation/hwmon/ina3221.rst): mV and mA per
+    channel; the alarm files are there because jetson-stats reads them."""
+    hw = f"{dev}/hwmon/hwmon{n}"
+    w.file(f"{hw}/name", "ina3221")
+    for i, label in enumerate(labels, start=1):
+        mw = idle.get(label, 0.0)
+        mv = 0 if label == "NC" else (5000 if label in ("VDD_IN", "VIN_SYS_5V0") else 4960)
+        w.file(f"{hw}/in{i}_label", label)
+        w.file(f"{hw}/in{i}_input", mv)
+        w.file(f"{hw}/in{i}_enable", 1, RW)
+        w.file(f"{hw}/in{i + 3}_input", 0)  # shunt voltage
+        w.file(f"{hw}/curr{i}_input", round(mw * 1000 / mv) if mv else 0)
+        w.file(f"{hw}/curr{i}_max", 5920 if i == 1 else 3000, RW)
+        w.file(f"{hw}/curr{i}_crit", 7000 if i == 1 else 4000, RW)
+        w.file(f"{hw}/curr{i}_max_alarm", 0)
+        w.file(f"{hw}/curr{i}_crit_alarm", 0)
+    w.file(f"{hw}/in7_label", "sum of shunt voltages")
+    w.file(f"{hw}/in7_input", 0)
+    w.file(f"{hw}/curr4_input", 0)
+    w.file(f"{hw}/curr4_crit", 7800, RW)
+    w.file(f"{hw}/curr4_crit_alarm", 0)
+    w.link(f"{hw}/device", dev)
+    w.link(f"/sys/class/hwmon/hwmon{n}", hw)
 
 
 def _thermal(w: _Writer, p: BoardProfile) -> None:
