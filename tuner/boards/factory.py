@@ -8,6 +8,7 @@ fails with a message that names ``--board sim:<profile>``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tuner.boards.base import Board
 from tuner.errors import BoardNotFound, EdgetuneError
@@ -24,13 +25,18 @@ def check_root(root: str | Path) -> Path:
 
 
 def open_board(spec: str | None = None, root: str | Path = "/", *, allow_clock_control: bool = False,
-               seed: int | None = 0) -> Board:
+               seed: int | None = 0, noise: Any = None) -> Board:
+    """The board a spec names. ``noise`` (a :class:`tuner.sim.board.Noise`) is for
+    ``sim:`` boards only: every other board measures its own noise."""
     spec = (spec or "auto").strip()
     root = check_root(root)
+    if noise is not None and not spec.startswith("sim:"):
+        raise EdgetuneError(f"--noise applies to simulated boards (sim:PROFILE) only, not {spec!r}: "
+                            "a real or replayed board brings its own noise")
     if spec.startswith("sim:"):
         from tuner.sim.board import SimBoard
 
-        return SimBoard(spec, seed=seed)
+        return SimBoard(spec, seed=seed, noise=noise)
     if spec.startswith("replay:"):
         from tuner.replay import ReplayBoard
 
