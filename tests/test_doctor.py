@@ -131,3 +131,17 @@ def test_the_unit_and_a_live_socket_are_reported(make_tree, tmp_path):
 def test_a_missing_root_is_one_line(tmp_path):
     out = CliRunner().invoke(app, ["doctor", "--root", str(tmp_path / "nope")])
     assert out.exit_code != 0 and "does not exist" in str(out.exception or out.stdout)
+
+
+def test_the_power_mode_and_its_caps_are_shown(make_tree):
+    root = make_tree("jetson-xavier-nx")  # boots in MODE_10W_DESKTOP: GPU capped at 510 MHz
+    check = by_name(doctor(root)[1])["power_mode"]
+    assert check["ok"] and "MODE_10W_DESKTOP" in check["detail"] and "GPU ≤ 510 MHz" in check["detail"]
+    assert "another mode allows higher clocks" in check["detail"]
+    (root / "var/lib/nvpmodel/status").write_text("pmode:0042\n")  # a mode the conf does not define
+    code, doc = doctor(root)
+    check = by_name(doc)["power_mode"]
+    assert code == 0 and not check["ok"] and "42" in check["detail"] and "nvpmodel -m" in check["fix"]
+    (root / "etc/nvpmodel.conf").unlink()
+    check = by_name(doctor(root)[1])["power_mode"]
+    assert check["ok"] and "no /etc/nvpmodel.conf" in check["detail"]

@@ -21,6 +21,9 @@ from tuner.boards.emc import EMC_CLK, EmcControl
 from tuner.boards.identity import read_identity
 from tuner.boards.ina3221 import discover_rails
 from tuner.boards.jetson import EMULATION_MARKER
+from tuner.boards.nvpmodel import CONF as NVPMODEL_CONF
+from tuner.boards.nvpmodel import SOURCE_STATUS, read_conf, read_power_mode
+from tuner.boards.nvpmodel import STATUS as NVPMODEL_STATUS
 from tuner.errors import EdgetuneError
 from tuner.sysfs import Sysfs
 
@@ -168,8 +171,38 @@ def _rails(fs: Sysfs) -> Check:
 
 
 def _power_mode(fs: Sysfs) -> Check:
-    # Filled in with tuner.boards.nvpmodel (see below).
-    return Check("power_mode", True, "not checked", needed=False)
+    conf = read_conf(fs)
+    if conf is None:
+        return Check("power_mode", True, f"no {NVPMODEL_CONF}: no power modes, the clocks' own lists apply",
+                     needed=False)
+    state = read_power_mode(fs)
+    if state is None or state.mode is None:
+        return Check("power_mode", False, f"{NVPMODEL_CONF} defines no power mode edgetune can read",
+                     "check the file (`sudo nvpmodel -q --verbose`)", needed=False)
+    caps = state.caps
+    limits = [f"{label} ≤ {value / scale:g} MHz" for label, value, scale in
+              (("CPU", caps.cpu_max_khz, 1e3), ("GPU", caps.gpu_max_hz, 1e6), ("EMC", caps.emc_max_hz, 1e6))
+              if value is not None]
+    if caps.cpu_online is not None:
+        limits.append(f"{len(caps.cpu_online)} cores online")
+    where = NVPMODEL_STATUS if state.source == SOURCE_STATUS else f"the default of {state.conf_path}"
+    detail = f"mode {state.mode.label} (from {where}): {', '.join(limits) or 'no caps'}"
+    problems = list(conf.problems) + ([state.note] if state.note else [])
+    if problems:
+        return Check("power_mode", False, f"{detail}; {problems[0]}",
+                     "set a mode the file defines: sudo nvpmodel -m <id> (ids: "
+                     + ", ".join(str(m.id) for m in conf.modes) + ")", needed=False)
+    if any(_higher(m.caps, caps) for m in conf.modes):
+        detail += "; another mode allows higher clocks (sudo nvpmodel -m <id> widens the search space)"
+    return Check("power_mode", True, detail, needed=False)
+
+
+def _higher(a: Any, b: Any) -> bool:
+    """True when caps ``a`` let some clock run higher than caps ``b`` do (None: no cap)."""
+    inf = float("inf")
+    return any((x if x is not None else inf) > (y if y is not None else inf)
+               for x, y in ((a.cpu_max_khz, b.cpu_max_khz), (a.gpu_max_hz, b.gpu_max_hz),
+                            (a.emc_max_hz, b.emc_max_hz)))
 
 
 def _running(fs: Sysfs) -> List[str]:

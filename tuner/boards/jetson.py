@@ -9,6 +9,7 @@ from tuner.boards.devfreq import GpuControl, find_gpu
 from tuner.boards.emc import EmcControl
 from tuner.boards.identity import read_identity
 from tuner.boards.ina3221 import Ina3221Source, discover_rails
+from tuner.boards.nvpmodel import PowerModeReader
 from tuner.boards.sysfs_board import SysfsBoard
 from tuner.errors import BoardNotFound
 from tuner.sysfs import Sysfs
@@ -43,4 +44,5 @@ class JetsonBoard(SysfsBoard):
             gpu=GpuControl(fs, gpu) if gpu else None,
             emc=EmcControl(fs) if EmcControl.present(fs) else None,
             power=Ina3221Source(fs, rails) if rails else None,
+            power_modes=PowerModeReader(fs),
         )

@@ -14,16 +14,22 @@ from tuner.boards.base import BoardInfo, PowerSource, validate_hardware
 from tuner.boards.cpufreq import CpuFreq
 from tuner.boards.devfreq import GpuControl
 from tuner.boards.emc import EmcControl
+from tuner.boards.nvpmodel import SOURCE_STATUS, STATUS, PowerModeReader, PowerModeState
 from tuner.boards.thermal import Thermal
 from tuner.config import CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ, GPU_GOVERNOR, Config, Knob
-from tuner.sysfs import Sysfs, Write, apply_plan
+from tuner.errors import ConfigError
+from tuner.sysfs import Sysfs, Write, apply_plan, plan_min_max
+
+#: Knobs whose domains a power mode narrows (tuner.boards.nvpmodel).
+MODE_CAPPED = (CPU_FREQ, GPU_FREQ, EMC_FREQ)
 
 
 class SysfsBoard:
     info: BoardInfo
 
     def __init__(self, fs: Sysfs, info: BoardInfo, *, gpu: GpuControl | None = None,
-                 emc: EmcControl | None = None, power: PowerSource | None = None) -> None:
+                 emc: EmcControl | None = None, power: PowerSource | None = None,
+                 power_modes: PowerModeReader | None = None) -> None:
         self.fs = fs
         self.info = info
         self.cpu = CpuFreq(fs)
@@ -31,9 +37,21 @@ class SysfsBoard:
         self.emc = emc
         self.thermal = Thermal(fs)
         self._power = power
+        self._power_modes = power_modes
 
     # --- knobs -------------------------------------------------------------------
+    def power_mode(self) -> PowerModeState | None:
+        """The nvpmodel power mode now (read fresh: ``nvpmodel -m`` or jtop may
+        switch it under us), or None on a board without one."""
+        return self._power_modes.read() if self._power_modes is not None else None
+
     def knobs(self) -> list[Knob]:
+        """The device's domains, narrowed to what the current power mode allows:
+        the search space never holds a clock the mode would refuse or clamp."""
+        return _limit(self.device_knobs(), self.power_mode())
+
+    def device_knobs(self) -> list[Knob]:
+        """Every value the device lists, whatever the power mode."""
         knobs = []
         if self.cpu.frequencies():
             knobs.append(Knob(CPU_FREQ, tuple(self.cpu.frequencies()), "kHz"))
@@ -51,12 +69,25 @@ class SysfsBoard:
 
     def validate(self, config: Config) -> Config:
         """The hardware part of ``config``, every value checked against the
-        device's own lists; raises before anything is written."""
-        return validate_hardware(config, self.knobs(), f"this board ({self.info.profile or self.info.kind})")
+        device's own lists and the power mode's caps; raises before anything is written."""
+        return self._validate(config, self.power_mode())[0]
+
+    def _validate(self, config: Config, state: PowerModeState | None) -> tuple[Config, list[Knob]]:
+        device = self.device_knobs()
+        knobs = _limit(device, state)
+        if state is not None:
+            full = {k.name: k.values for k in device}
+            allowed = {k.name: k.values for k in knobs}
+            for name, value in config.hardware().items():
+                if name in MODE_CAPPED and value in full.get(name, ()) and value not in allowed.get(name, ()):
+                    raise ConfigError(state.refusal(name, int(value), allowed[name]))  # type: ignore[arg-type]
+        hw = validate_hardware(config, knobs, f"this board ({self.info.profile or self.info.kind})")
+        return hw, knobs
 
     # --- apply -------------------------------------------------------------------
     def plan(self, config: Config) -> list[Write]:
-        hw = self.validate(config)
+        hw, knobs = self._validate(config, self.power_mode())
+        domain = {k.name: set(k.values) for k in knobs}
         up: list[Write] = []
         down: list[Write] = []
         if CPU_CORES in hw:
@@ -68,19 +99,35 @@ class SysfsBoard:
         if cpu_gov is not None:
             writes += self.cpu.plan_governor(str(cpu_gov))
             if CPU_FREQ not in hw:
-                writes += self.cpu.plan_release()
+                writes += self._plan_cpu_release(domain.get(CPU_FREQ))
         if CPU_FREQ in hw:
             writes += self.cpu.plan_pin(int(hw[CPU_FREQ]), str(cpu_gov) if cpu_gov else None)
         if self.gpu is not None:
             if GPU_GOVERNOR in hw:
                 writes += self.gpu.plan_governor(str(hw[GPU_GOVERNOR]))
                 if GPU_FREQ not in hw:
-                    writes += self.gpu.plan_release()
+                    writes += self._plan_gpu_release(domain.get(GPU_FREQ))
             if GPU_FREQ in hw:
                 writes += self.gpu.plan_pin(int(hw[GPU_FREQ]))
         if self.emc is not None and EMC_FREQ in hw:
             writes += self.emc.plan_pin(int(hw[EMC_FREQ]))
         return writes + down
+
+    def _plan_cpu_release(self, allowed: set | None) -> list[Write]:
+        """Open every policy's window to the steps the power mode allows (the full
+        table without a mode), so the governor has them all again and never more."""
+        writes: list[Write] = []
+        for p in self.cpu.policies:
+            f = [x for x in p.frequencies_khz if allowed is None or x in allowed]
+            if not f:  # no table (intel_pstate): the window was never narrowed by us
+                continue
+            writes += plan_min_max(self.fs, p.file("scaling_min_freq"), p.file("scaling_max_freq"), f[0], f[-1])
+        return writes
+
+    def _plan_gpu_release(self, allowed: set | None) -> list[Write]:
+        assert self.gpu is not None
+        f = [x for x in self.gpu.gpu.frequencies_hz if allowed is None or x in allowed]
+        return plan_min_max(self.fs, self.gpu.gpu.file("min_freq"), self.gpu.gpu.file("max_freq"), f[0], f[-1])
 
     def apply(self, config: Config) -> None:
         apply_plan(self.fs, self.plan(config))
@@ -162,9 +209,53 @@ class SysfsBoard:
             "cpu": {"policies": policies, "online_cores": self.cpu.online_cores() if self.cpu.hotplug else None},
             "gpu": gpu,
             "emc": emc,
+            "power_mode": self.describe_power_mode(),
             "rails": rails,
             "thermal": [{"name": k, "temp_c": v} for k, v in self.thermal.read().items()],
         }
+
+    def describe_power_mode(self) -> dict[str, Any] | None:
+        """``probe``'s ``power_mode``: the mode, where it was read, its caps and
+        the mode table, plus ``capped`` (per knob: how many of the device's
+        values the mode allows, and their range) and ``space_note``."""
+        state = self.power_mode()
+        if state is None:
+            return None
+        doc = state.describe()
+        device = self.device_knobs()
+        capped = {}
+        for full, lim in zip(device, _limit(device, state)):
+            if full.name in MODE_CAPPED:
+                capped[full.name] = {"allowed": len(lim), "of": len(full), "min": lim.values[0],
+                                     "max": lim.values[-1], "unit": full.unit}
+        doc["capped"] = capped
+        doc["space_note"] = _space_note(state, capped)
+        return doc
+
+    def space_note(self) -> str | None:
+        """One line for ``tune``/``sweep`` output: which power mode narrowed the
+        search space and to what, or None where no mode narrows it."""
+        doc = self.describe_power_mode()
+        return doc["space_note"] if doc else None
+
+
+def _limit(knobs: list[Knob], state: PowerModeState | None) -> list[Knob]:
+    if state is None or state.caps is None:
+        return knobs
+    out = []
+    for k in knobs:
+        values = state.allowed(k.name, k.values) if k.name in MODE_CAPPED else k.values  # type: ignore[arg-type]
+        out.append(k if values == k.values else Knob(k.name, values, k.unit, k.ordered))
+    return out
+
+
+def _space_note(state: PowerModeState, capped: dict[str, dict[str, Any]]) -> str | None:
+    narrowed = [f"{name} {c['min']}-{c['max']} {c['unit']} ({c['allowed']} of {c['of']} values)"
+                for name, c in capped.items() if c["allowed"] < c["of"]]
+    if not narrowed or state.mode is None:
+        return None
+    where = f"read from {STATUS}" if state.source == SOURCE_STATUS else f"the default of {state.conf_path}"
+    return f"power mode {state.mode.label} ({where}) limits the search space to " + ", ".join(narrowed)
 
 
 def _int_or_none(text: str | None) -> int | None:

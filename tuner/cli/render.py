@@ -40,6 +40,9 @@ def render_probe(doc: dict[str, Any], console: Console | None = None) -> None:
         t.add_row("EMC", "bpmp debugfs", _freq_range(e["frequencies_hz"], 1e6), "-",
                   f"{_mhz(e.get('cur_freq_hz'))} MHz", "")
     console.print(t)
+    if "power_mode" in doc and (doc["power_mode"] or b.get("kind") == "jetson"):
+        for line in _power_mode_lines(doc["power_mode"]):
+            console.print(line)
     r = Table(title="Power rails", title_justify="left")
     for col in ("rail", "role", "power (mW)", "in total"):
         r.add_column(col)
@@ -51,6 +54,43 @@ def render_probe(doc: dict[str, Any], console: Console | None = None) -> None:
     console.print(r)
     if doc["thermal"]:
         console.print("Thermal: " + ", ".join(f"{z['name']} {z['temp_c']:.1f}°C" for z in doc["thermal"]))
+
+
+def _window(lo: int | None, hi: int | None, scale: float) -> str:
+    if lo is None and hi is None:
+        return "no cap"
+    if lo is None:
+        return f"≤ {hi / scale:g} MHz"
+    if hi is None:
+        return f"≥ {lo / scale:g} MHz"
+    return f"{lo / scale:g}–{hi / scale:g} MHz"
+
+
+def _power_mode_lines(pm: dict[str, Any] | None) -> list[str]:
+    """The nvpmodel power mode: which, read from where, its caps, the other
+    modes, and how far it narrows the search space."""
+    if pm is None:
+        return ["Power mode: [dim]none (no /etc/nvpmodel.conf)[/]"]
+    if pm.get("id") is None:
+        return [f"Power mode: [yellow]unknown[/] ({pm.get('note') or 'no status and no default'})"]
+    where = f"read from {pm['source_path']}" if pm.get("source") == "status" else f"default of {pm['conf']}"
+    caps = pm.get("caps") or {}
+    parts = [f"CPU {_window(caps.get('cpu_min_khz'), caps.get('cpu_max_khz'), 1e3)}",
+             f"GPU {_window(caps.get('gpu_min_hz'), caps.get('gpu_max_hz'), 1e6)}",
+             f"EMC {_window(None, caps.get('emc_max_hz'), 1e6)}"]
+    if caps.get("cpu_online") is not None:
+        parts.append(f"{caps['cpu_online']} cores online")
+    lines = [f"Power mode: [bold]{pm['id']} ({pm['name']})[/], {where}; caps: " + ", ".join(parts)]
+    modes = ", ".join(f"{m['id']} {m['name']}" + ("*" if m["id"] == pm.get("default_id") else "")
+                      for m in pm.get("modes", []))
+    lines.append(f"  modes: {modes}  (* default)")
+    if pm.get("note"):
+        lines.append(f"  [yellow]note[/]: {pm['note']}")
+    narrowed = [f"{name} {c['allowed']} of {c['of']} values" for name, c in (pm.get("capped") or {}).items()
+                if c["allowed"] < c["of"]]
+    if narrowed:
+        lines.append("  search space holds only what the mode allows: " + ", ".join(narrowed))
+    return lines
 
 
 def render_validation(results: list[Any], all_ok: bool, console: Console | None = None) -> None:

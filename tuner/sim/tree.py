@@ -68,6 +68,7 @@ def create_tree(profile_name: str, root: str | os.PathLike[str], jetpack: str | 
         _emc(w, profile)
     _rails(w, profile, jp)
     _thermal(w, profile)
+    _nvpmodel(w, profile, jp)
     (root / EMULATION_MARKER).write_text(json.dumps(
         {"profile": profile.name, "jetpack": jp, "created_by": "edgetune sim create", "simulated": True},
         indent=1) + "\n")
@@ -241,6 +242,27 @@ def _hwmon_monitor(w: _Writer, dev: str, n: int, labels: tuple[str, ...], idle: 
     w.file(f"{hw}/curr4_crit_alarm", 0)
     w.link(f"{hw}/device", dev)
     w.link(f"/sys/class/hwmon/hwmon{n}", hw)
+
+
+def _nvpmodel(w: _Writer, p: BoardProfile, jp: str) -> None:
+    """The board's power-mode table and the mode it is in, as the nvpmodel tool keeps them.
+
+    /etc/nvpmodel.conf is a relative link to the board's file under /etc/nvpmodel/
+    (L4T's first boot links it, absolute, to the file for the module), and
+    /var/lib/nvpmodel/status records the mode nvpmodel last set, ``pmode:NNNN``;
+    a fresh board is in the conf's PM_CONFIG DEFAULT. Only the record is written:
+    the clock files keep their full windows, as on a board where someone widened
+    them after nvpmodel.service ran, so a mode switch here (rewrite the status
+    file) changes what edgetune allows without rewriting the tree.
+    """
+    from tuner.sim.profiles import nvpmodel_conf
+
+    if p.nvpmodel is None:
+        return
+    conf = f"/etc/nvpmodel/{p.nvpmodel.file}"
+    w.file(conf, nvpmodel_conf(p, jp), RW)
+    w.link("/etc/nvpmodel.conf", conf)
+    w.file("/var/lib/nvpmodel/status", f"pmode:{p.nvpmodel.default:04d}", RW)
 
 
 def _thermal(w: _Writer, p: BoardProfile) -> None:
