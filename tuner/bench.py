@@ -29,7 +29,8 @@ from tuner.boards.factory import open_board
 from tuner.errors import ConfigError
 from tuner.objective import Objective
 from tuner.runner import RunPolicy, TrialRunner
-from tuner.search import Step, build_space, measure_reference, search
+from tuner.search import (Step, can_measure, check_recorded, measure_reference, plan_space, reference_config, search,
+                          space_doc)
 from tuner.strategies import make_strategy
 
 DEFAULT_STRATEGIES = ("bo", "thompson", "ogd", "random", "tpe")
@@ -47,6 +48,7 @@ class BenchSpec:
     horizon_fraction: float = 0.3
     objective: Objective = Objective()
     policy: RunPolicy = RunPolicy()
+    optional: tuple[str, ...] = ()  # knobs of ``knobs`` that are defaults: left out where not offered
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -71,12 +73,16 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
     """Run every strategy on every seed; returns the ``--json`` document."""
     board = open_board(spec.board, seed=0)
     runner = TrialRunner(board, spec.workload, spec.policy)
-    space = build_space(runner, spec.knobs)
+    space, not_searched = plan_space(runner, spec.knobs, spec.optional)
     size = len(space)
+    check_recorded(board, spec.objective)
     # the truth: every config's noiseless cost (this *is* the full sweep)
     reference = None
     objective = spec.objective
     if objective.needs_reference:
+        if not can_measure(runner, reference_config(runner, space)):
+            raise ConfigError(f"the {objective.name} objective needs the DVFS reference, which this recording "
+                              "does not hold; use --objective energy, time, edp or ed2p")
         ref = measure_reference(runner, space, None)
         reference_m = board.expected(spec.workload, ref.config, spec.policy.inferences)
         objective = objective.with_reference(reference_m)
@@ -150,6 +156,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
         "simulated": bool(board.info.simulated),
         "space_size": size,
         "knobs": list(space.names),
+        "space": space_doc(space, not_searched),
         "objective": spec.objective.name,
         "seeds": spec.seeds,
         "horizon_fraction": spec.horizon_fraction,

@@ -10,10 +10,10 @@ nothing new.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tuner.config import BATCH_SIZE, HARDWARE_KNOBS, Config, Knob, Space
+from tuner.config import BATCH_SIZE, CPU_FREQ, EMC_FREQ, GPU_FREQ, HARDWARE_KNOBS, Config, Knob, Space
 from tuner.errors import ConfigError
 from tuner.measurement import Measurement
 from tuner.objective import Objective
@@ -62,26 +62,128 @@ def parse_budget(text: str | None, size: int) -> int:
     return max(1, min(n, size * 3))
 
 
-def build_space(runner: TrialRunner, knobs: dict[str, tuple | None]) -> Space:
-    """The search space: the named knobs, with the device's (or workload's) domain
-    narrowed to the given values where a tuple is given.
+#: The space a search explores when no knob is named: CPU and GPU frequency and
+#: the batch size, each where the board and workload offer it. Other knobs
+#: (EMC, cores, governors, concurrency, ...) join when asked for with --knob.
+DEFAULT_KNOBS = (CPU_FREQ, GPU_FREQ, BATCH_SIZE)
 
-    Domains come from the board and the workload, never from a table; a value
-    the device does not offer is a clear error.
+#: Why a default knob a board does not offer is left out of the space.
+_NOT_OFFERED = {
+    CPU_FREQ: "the board offers no CPU frequency control",
+    GPU_FREQ: "the board offers no GPU frequency control",
+    EMC_FREQ: "the board offers no memory clock control",
+}
+
+
+def build_space(runner: TrialRunner, knobs: dict[str, tuple | None],
+                optional: Iterable[str] = ()) -> Space:
+    """The search space: the named knobs, with the device's (or workload's) domain
+    narrowed to the given values where a tuple is given (see :func:`plan_space`)."""
+    return plan_space(runner, knobs, optional)[0]
+
+
+def plan_space(runner: TrialRunner, knobs: dict[str, tuple | None],
+               optional: Iterable[str] = ()) -> tuple[Space, dict[str, str]]:
+    """The search space and, per knob left out of it, why.
+
+    ``knobs`` maps a knob name to its values (None: the whole domain). A name
+    in ``optional`` was not asked for by the user (a default): where the board
+    or workload does not offer it, it is left out and the reason returned,
+    and default values it does not offer are dropped. Any other name is
+    explicit, and a knob that cannot be searched here is a clear error.
+
+    A recorded board (``replay:``) offers exactly what its recording varied:
+    every knob with more than one recorded value joins the space with its
+    recorded values unless narrowed; pinned and absent knobs stay out. Domains
+    come from the board and the workload, never from a table; a value the
+    device does not offer is a clear error.
     """
-    available: dict[str, Knob] = {k.name: k for k in runner.board.knobs()}
+    optional = set(optional)
+    board = runner.board
+    available: dict[str, Knob] = {k.name: k for k in board.knobs()}
     available.update({k.name: k for k in runner.workload_knobs()})
+    recorded = getattr(board, "searchable", None)  # a replayed recording: the knobs it varied
+    pinned: dict[str, object] = dict(getattr(board, "pinned", None) or {})
+    not_searched: dict[str, str] = {}
+    wanted: dict[str, tuple | None] = dict(knobs)
+    if recorded is not None:
+        for name in list(wanted):
+            if name in optional and name in recorded:
+                wanted[name] = None  # a default narrowing gives way to what was recorded
+        for name in recorded:
+            wanted.setdefault(name, None)
     chosen = []
-    for name, values in knobs.items():
+    for name, values in wanted.items():
+        if recorded is not None and name not in recorded:
+            reason = board.absent_reason(name)
+            if name in optional:
+                not_searched[name] = reason
+                continue
+            if name in pinned and (values is None or set(values) == {pinned[name]}):
+                not_searched[name] = reason
+                continue
+            held = ", ".join(recorded) or "no knob"
+            raise ConfigError(f"{name} cannot be searched on this recording: {reason}; "
+                              f"available: {held}")
         if name not in available:
-            raise ConfigError(f"{name} cannot be searched here; available: {', '.join(sorted(available))}")
+            if name in optional:
+                not_searched[name] = _NOT_OFFERED.get(name, "the workload does not offer it")
+                continue
+            why = f" ({_NOT_OFFERED[name]})" if name in _NOT_OFFERED else ""
+            raise ConfigError(f"{name} cannot be searched here{why}; available: {', '.join(sorted(available))}")
         knob = available[name]
+        if values is not None:
+            if name in optional:
+                offered = tuple(v for v in values if v in knob.values)
+                values = offered or None
         if values is not None:
             for v in values:
                 knob.validate(v)
             knob = Knob(knob.name, tuple(values), knob.unit, knob.ordered)
         chosen.append(knob)
-    return Space(tuple(chosen))
+    constraints: tuple = ()
+    if recorded is not None:
+        check = getattr(board, "covers", None)
+        space = Space(tuple(chosen))
+        if check is not None and not all(check(c) for c in space):
+            constraints = (check,)  # an incomplete grid: only what was recorded
+    space = Space(tuple(chosen), constraints)
+    if not space.knobs:
+        raise ConfigError("nothing to search: " + ("; ".join(f"{k}: {v}" for k, v in not_searched.items())
+                                                   or "no knob was given"))
+    return space, not_searched
+
+
+def space_doc(space: Space, not_searched: dict[str, str] | None = None) -> dict[str, object]:
+    """The space as ``--json`` shows it: knobs and their number of values, size, and what is
+    not searched and why."""
+    doc: dict[str, object] = {"knobs": {k.name: len(k) for k in space.knobs}, "size": len(space),
+                              "not_searched": dict(not_searched or {})}
+    if not_searched:
+        doc["note"] = "; ".join(f"{k} is not searched: {v}" for k, v in not_searched.items())
+    return doc
+
+
+def check_recorded(board: object, objective: Objective) -> None:
+    """On a recording, an objective it cannot answer is a clear error, not a space of failures."""
+    quantities = getattr(board, "recorded_quantities", None)
+    if quantities is None:
+        return
+    held = quantities()
+    needs = {"energy": {"energy"}, "time": {"time"}, "edp": {"energy", "time"}, "ed2p": {"energy", "time"},
+             "power": {"energy", "time"}, "weighted": {"energy", "time"}}[objective.kind]
+    lacking = needs - held
+    if lacking:
+        what = " and ".join(f"{q} per inference" for q in sorted(lacking))
+        raise ConfigError(f"the {objective.name} objective needs {what}, which this recording does not hold"
+                          + (" (import a throughput column for time)" if "time" in lacking else ""))
+
+
+def can_measure(runner: TrialRunner, config: Config) -> bool:
+    """Whether the board can measure ``config``: always, except on a recording
+    that did not record it (an imported recording holds no DVFS reference)."""
+    covers = getattr(runner.board, "covers", None)
+    return covers is None or bool(covers(config))
 
 
 def reference_config(runner: TrialRunner, space: Space, batch: int | None = None) -> Config:

@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Iterable
 
 from tuner.boards.base import AnalyticBoard, Board
 from tuner.boards.factory import open_board
@@ -23,7 +23,7 @@ from tuner.config import Space
 from tuner.errors import EdgetuneError
 from tuner.journal import DEFAULT_STATE_SUBDIR
 from tuner.runner import RunPolicy, TrialRunner
-from tuner.search import build_space
+from tuner.search import plan_space
 from tuner.store import Run, Store
 
 STORE_NAME = "edgetune.sqlite"
@@ -80,12 +80,16 @@ class Session:
     run: Run
     board_name: str
     _live: Any = None
+    not_searched: dict[str, str] = field(default_factory=dict)  # knob -> why the space leaves it out
     _old_handlers: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def open(cls, *, kind: str, board: str, root: Path, workload: str, knobs: dict[str, tuple | None],
              policy: RunPolicy, out: Path | None, seed: int, spec: dict[str, Any], live_sim: bool = True,
-             time_scale: float = 1.0, options: dict[str, Any] | None = None) -> Session:
+             time_scale: float = 1.0, options: dict[str, Any] | None = None,
+             optional: Iterable[str] = ()) -> Session:
+        """``optional`` names the knobs of ``knobs`` that are defaults, not asked for:
+        left out (and said so in ``not_searched``) where the board does not offer them."""
         b = open_board(board, root, seed=seed)
         live = None
         if live_sim and not isinstance(b, AnalyticBoard) and b.info.simulated and b.info.extra.get("root"):
@@ -95,7 +99,7 @@ class Session:
         try:
             wl = open_workload(workload, b, time_scale=time_scale, options=options)
             runner = TrialRunner(b, wl, policy)
-            space = build_space(runner, knobs)
+            space, not_searched = plan_space(runner, knobs, optional)
             name = b.info.profile or b.info.kind
             if board.startswith("replay:"):
                 name = f"replay:{name}"
@@ -110,7 +114,7 @@ class Session:
             if live is not None:
                 live.stop()
             raise
-        session = cls(b, wl, runner, space, out_dir, store, run, name, live)
+        session = cls(b, wl, runner, space, out_dir, store, run, name, live, not_searched)
         session._trap_signals()
         return session
 

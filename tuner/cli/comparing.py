@@ -65,8 +65,10 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
     knobs: dict[str, tuple | None] = {CPU_FREQ: None, GPU_FREQ: None, BATCH_SIZE: (batch_size,)}
     spec = {"rate_ips": rate, "strategy": strategy, "seed": seed, "tuned": given.to_json() if given else None,
             **({"options": options} if options else {})}
+    # the tune searches the clocks the board offers (a board without cpufreq: the GPU alone)
     with Session.open(kind="compare", board=board, root=root, workload=workload, knobs=knobs, policy=policy,
-                      out=out, seed=seed, spec=spec, time_scale=time_scale, options=options) as session:
+                      out=out, seed=seed, spec=spec, time_scale=time_scale, options=options,
+                      optional=(CPU_FREQ, GPU_FREQ)) as session:
         govs = kernel_governors(session.board, governors)
         workload_part = Config({BATCH_SIZE: batch_size})
         runner = session.runner
@@ -93,7 +95,7 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
                           progress=lambda name: bar.advance(description=f"compare {name}"))
         doc = {"board": session.board_name, "workload": workload, "simulated": bool(session.board.info.simulated),
                "batch_size": batch_size, **doc, "tune_trials": tune_trials, "run_dir": str(session.out_dir),
-               "governor_role": GOVERNOR_ROLE}
+               "governor_role": GOVERNOR_ROLE, "not_searched": session.not_searched}
         doc = finite_json(doc)
         if plots:
             drawn = plot_compare(session.out_dir, doc)

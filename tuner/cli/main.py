@@ -271,7 +271,7 @@ def sweep(
     option: Optional[List[str]] = WorkloadOptionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Measure every config (CPU x GPU frequency x batch size): the workload's energy topology map.
+    """Measure every config (CPU x GPU frequency x batch size, where offered): the energy topology map.
 
     Writes the run directory (trials.csv, summary.json, per-batch heatmap and
     3-D surface PNGs with the minimum and the DVFS level marked) and prints the
@@ -280,9 +280,10 @@ def sweep(
     from tuner.cli.searching import (make_knobs, make_objective, make_policy, render_summary,
                                      run_search_command)
 
+    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
     doc = run_search_command(
         kind="sweep", strategy="sweep", budget=None, board=board, root=root, workload=workload,
-        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob),
+        knobs=knobs, optional=optional,
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
         time_scale=time_scale, options=parse_options(option or []))
@@ -325,9 +326,10 @@ def tune(
     from tuner.cli.searching import (make_knobs, make_objective, make_policy, render_summary,
                                      run_search_command)
 
+    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
     doc = run_search_command(
         kind="tune", strategy=strategy, budget=budget, board=board, root=root, workload=workload,
-        knobs=make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob),
+        knobs=knobs, optional=optional,
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
         plots=False, time_scale=time_scale, options=parse_options(option or []))
@@ -395,6 +397,9 @@ def bench(
     budget: float = typer.Option(0.1, "--budget", help="Budget as a share of the space for regret_at_budget."),
     horizon: float = typer.Option(0.3, "--horizon", help="Give up on reaching 2 % after this share of the space."),
     batch_sizes: Optional[str] = BatchOpt,
+    cpu_freqs: Optional[str] = CpuFreqsOpt,
+    gpu_freqs: Optional[str] = GpuFreqsOpt,
+    knob: Optional[List[str]] = KnobOpt,
     objective: str = ObjectiveOpt,
     latency_slo: Optional[str] = SloOpt,
     repeats: int = RepeatsOpt,
@@ -404,7 +409,9 @@ def bench(
 
     Reports, median and 90th percentile over seeds, the share of the space a
     strategy measures before its recommendation is within 2 % of the optimum,
-    and its regret after the budget. Re-measurements count as trials."""
+    and its regret after the budget. Re-measurements count as trials. On
+    replay:RUN_DIR the space is every knob the recording varies (a sweep's,
+    or measurements brought in with `edgetune import`)."""
     from tuner.bench import BenchSpec, run_bench
     from tuner.cli.searching import Progress, make_knobs, make_objective, make_policy, render_bench
     from tuner.units import parse_list
@@ -417,13 +424,55 @@ def bench(
 
     for name in names:
         strategy_class(name)
-    default_batches = None if board.startswith("replay:") else DEFAULT_BATCHES  # a replay has what it recorded
-    spec = BenchSpec(board, workload, make_knobs(batch_sizes, None, None, default_batches), tuple(names), seeds,
-                     budget, horizon, make_objective(objective, latency_slo, None, None),
-                     make_policy(3200, repeats, None, None))
+    # on a replay the defaults give way to what the recording varies (tuner.search.plan_space)
+    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
+    spec = BenchSpec(board, workload, knobs, tuple(names), seeds, budget, horizon,
+                     make_objective(objective, latency_slo, None, None), make_policy(3200, repeats, None, None),
+                     optional)
     with Progress("bench", len(names) * seeds) as bar:
         doc = run_bench(spec, progress=lambda name, seed, total: bar.advance(description=f"bench {name}"))
     emit_json(doc) if as_json else render_bench(doc)
+
+
+@app.command("import")
+def import_(
+    csv_file: Path = typer.Argument(..., metavar="CSV", help="Measurements taken elsewhere: one row per "
+                                    "setting (rows with the same setting are repeats)."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write (trials.csv, summary.json, the store and "
+                             "a copy of the CSV); replay it with --board replay:DIR."),
+    workload: Optional[str] = typer.Option(None, "--workload", "-w", help="Workload name to record (default: the "
+                                           "CSV's workload column, else the file name)."),
+    board: Optional[str] = typer.Option(None, "--board", help="Board it was measured on (default: the CSV's board "
+                                        "column)."),
+    map_: Optional[List[str]] = typer.Option(None, "--map", help="COLUMN=KNOB: read this column as a knob (or "
+                                             "COLUMN=FIELD as a result: power_w, throughput_ips, "
+                                             "energy_per_inference_j, latency_p95_s, ...; COLUMN=- to leave it "
+                                             "out), repeatable."),
+    simulated: bool = typer.Option(False, "--simulated", help="The numbers are simulated, not measured (default: "
+                                   "measured, unless a simulated column says otherwise)."),
+    provenance: Optional[str] = typer.Option(None, "--provenance", help="Where the numbers come from (source, "
+                                             "commit, paper), recorded in summary.json."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Turn measurements taken elsewhere (a CSV) into a run directory that replay: plays.
+
+    Knob columns are recognised by edgetune's knob names (cpu_freq_khz,
+    gpu_freq_hz, emc_freq_hz, batch_size, concurrency, power_mode, cpu_cores,
+    threads, ...) or named with --map; an empty column is an absent knob, a
+    single-valued one is pinned. Energy per inference comes from an
+    energy_per_inference_j column, or from power_w / throughput; time per
+    inference is 1 / throughput. Then: edgetune bench --board replay:DIR
+    --workload W."""
+    from tuner.recorded import import_csv
+
+    doc = import_csv(csv_file, out, workload=workload, board=board, maps=map_ or [], simulated=simulated,
+                     provenance=provenance)
+    if as_json:
+        emit_json(doc)
+        return
+    from tuner.cli.searching import render_import
+
+    render_import(doc)
 
 
 @workloads_app.command("list")

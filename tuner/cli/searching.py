@@ -25,30 +25,45 @@ def make_objective(objective: str, latency_slo: str | None, min_throughput: floa
 
 
 def make_knobs(batch_sizes: str | None, cpu_freqs: str | None, gpu_freqs: str | None,
-               default_batches: tuple[int, ...] | None, extra: list[str] | None = None) -> dict[str, tuple | None]:
-    """The searched knobs: CPU and GPU frequency (all of the device's steps unless
-    narrowed), the batch size (``default_batches`` unless given; None = every
-    batch size the workload offers), and any other knob of the workload named
-    by ``--knob NAME`` (its whole domain) or ``--knob NAME=v1,v2`` (those values)."""
-    knobs = {
+               default_batches: tuple[int, ...] | None, extra: list[str] | None = None
+               ) -> tuple[dict[str, tuple | None], tuple[str, ...]]:
+    """The searched knobs, and which of them are defaults rather than asked for.
+
+    By default the space is what the board and workload offer of CPU and GPU
+    frequency (every step of the device) and the batch size
+    (``default_batches``; None = every batch size the workload offers); a
+    default the board does not offer (no cpufreq) is left out and said so. A
+    replayed recording offers exactly the knobs it varied. Narrowing one
+    (``--cpu-freqs``, ``--gpu-freqs``, ``--batch-sizes``) or naming another
+    knob (``--knob NAME``: its whole domain; ``--knob NAME=v1,v2``: those
+    values) asks for it explicitly: a board that cannot offer it is an error."""
+    knobs: dict[str, tuple | None] = {
         CPU_FREQ: parse_list(cpu_freqs, lambda t: parse_freq(t, "kHz"), "--cpu-freqs"),
         GPU_FREQ: parse_list(gpu_freqs, lambda t: parse_freq(t, "Hz"), "--gpu-freqs"),
         BATCH_SIZE: parse_list(batch_sizes, int, "--batch-sizes") or default_batches,
     }
+    optional = tuple(name for name, given in ((CPU_FREQ, cpu_freqs), (GPU_FREQ, gpu_freqs),
+                                              (BATCH_SIZE, batch_sizes)) if given is None)
     for item in extra or []:
         name, sep, values = item.partition("=")
         name = name.strip()
         if not name or (sep and not values.strip()):
             raise ConfigError(f"--knob takes NAME or NAME=v1,v2, not {item!r}")
+        if name in (CPU_FREQ, GPU_FREQ, BATCH_SIZE):
+            if sep:
+                raise ConfigError(f"{name} has its own option (--cpu-freqs, --gpu-freqs, --batch-sizes)")
+            # --knob cpu_freq_khz: asked for explicitly, with its default domain
+            optional = tuple(n for n in optional if n != name)
+            continue
         if name in knobs:
-            raise ConfigError(f"{name} has its own option (--cpu-freqs, --gpu-freqs, --batch-sizes)")
+            raise ConfigError(f"--knob {name} is given twice")
         if not sep:
             knobs[name] = None
         elif ";" in values:  # values that contain commas themselves (placement=cuda,cpu;cpu,cuda)
             knobs[name] = tuple(parse_scalar(v.strip()) for v in values.split(";") if v.strip())
         else:
             knobs[name] = parse_list(values, parse_scalar, f"--knob {name}")
-    return knobs
+    return knobs, optional
 
 
 def make_policy(inferences: int, repeats: int, max_repeats: int | None, timeout: str | None) -> RunPolicy:
@@ -84,10 +99,14 @@ class Progress:
 def run_search_command(*, kind: str, strategy: str, budget: str | None, board: str, root: Path, workload: str,
                        knobs: dict[str, tuple | None], objective: Objective, policy: RunPolicy, out: Path | None,
                        seed: int, apply_best: bool = False, plots: bool = True,
-                       time_scale: float = 1.0, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document."""
-    from tuner.report import plot_topology, summarize, write_summary
-    from tuner.search import measure_reference, parse_budget, search
+                       time_scale: float = 1.0, options: dict[str, Any] | None = None,
+                       optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document.
+
+    ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`)."""
+    from tuner.report import finite_json, plot_topology, summarize, write_summary
+    from tuner.search import (can_measure, check_recorded, measure_reference, parse_budget, reference_config,
+                              search, space_doc)
     from tuner.session import Session
     from tuner.strategies import make_strategy, strategy_class
 
@@ -95,19 +114,26 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
     spec = {"strategy": strategy, "seed": seed, "objective": objective.to_dict(), **({"options": options}
                                                                                      if options else {})}
     with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
-                      seed=seed, spec=spec, time_scale=time_scale, options=options) as session:
+                      seed=seed, spec=spec, time_scale=time_scale, options=options, optional=optional) as session:
         space = session.space
+        check_recorded(session.board, objective)
         n = parse_budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
         strat = make_strategy(strategy, space, seed=seed)
         # a sweep maps every batch size, so it measures DVFS at each of them (the
         # reference study's per-batch comparison); a tune needs only the default
         batches = space.knob(BATCH_SIZE).values if kind == "sweep" and BATCH_SIZE in space.names else (None,)
+        # a recording made elsewhere (edgetune import) may hold no DVFS reference: then there is none
+        has_reference = can_measure(session.runner, reference_config(session.runner, space))
+        if not has_reference and objective.needs_reference:
+            raise ConfigError(f"the {objective.name} objective needs the DVFS reference, which this recording "
+                              "does not hold; use --objective energy, time, edp or ed2p")
         with Progress(f"{kind} {workload}", n + len(batches)) as bar:
             per_batch_ref = {}
             for b in batches:
-                per_batch_ref[b] = measure_reference(session.runner, space, session.run, b)
+                if can_measure(session.runner, reference_config(session.runner, space, b)):
+                    per_batch_ref[b] = measure_reference(session.runner, space, session.run, b)
                 bar.advance()
-            reference = measure_reference(session.runner, space, session.run)
+            reference = measure_reference(session.runner, space, session.run) if has_reference else None
             result = search(strat, session.runner, objective, n, run=session.run, reference=reference,
                             on_step=lambda step: bar.advance())
         measured_now = sum(1 for s in result.steps if not s.reused)
@@ -115,6 +141,9 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                             simulated=bool(session.board.info.simulated), objective=objective,
                             space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
                             references={b: t for b, t in per_batch_ref.items() if b is not None})
+        summary["space"] = space_doc(space, session.not_searched)
+        if not has_reference:
+            summary["space"]["no_reference"] = "the recording holds no DVFS reference: no saving is quoted"
         summary["run_dir"] = str(session.out_dir)
         session.run.set_summary(summary)
         rows = session.run.export_csv(session.out_dir / "trials.csv")
@@ -125,6 +154,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                                   {b: t for b, t in per_batch_ref.items() if b is not None})
             summary["plots"] = [p.name for p in drawn] if isinstance(drawn, list) else drawn
         write_summary(session.out_dir, summary)
+        summary = finite_json(summary)  # --json prints null, never NaN, where a recording lacks a quantity
         board_obj = session.board
     # the session has restored the board; now hold the best config if asked
     if apply_best:
@@ -135,6 +165,10 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
     return summary
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
 def render_summary(doc: dict[str, Any]) -> None:
     from rich.console import Console
 
@@ -143,14 +177,16 @@ def render_summary(doc: dict[str, Any]) -> None:
     console.print(f"[bold]{doc['kind']}[/] {doc['workload']} on {doc['board']}{sim}: {doc['n_trials']} trials "
                   f"of {doc['space_size']} configs ({doc['n_measured_now']} measured now, "
                   f"{doc['n_infeasible']} infeasible); objective {doc['objective']}")
+    for line in space_lines(doc.get("space")):
+        console.print(line)
     best, dvfs = doc["best"], doc["dvfs"]
     if best is None:
         console.print("[red]no feasible config found[/]")
     else:
         cfg = Config(best["config"])
-        console.print(f"best: {config_text(cfg)}: {best['energy_per_inference_mj']:.3f} mJ/inference, "
-                      f"{best['avg_power_w']:.2f} W, p95 batch {best['batch_latency_p95_ms']:.1f} ms "
-                      f"({best['repeats']} repeats, spread {best['energy_spread'] * 100:.1f} %)")
+        console.print(f"best: {config_text(cfg)}: {_fmt(best['energy_per_inference_mj'], '.3f')} mJ/inference, "
+                      f"{_fmt(best['avg_power_w'], '.2f')} W, p95 batch {_fmt(best['batch_latency_p95_ms'], '.1f')} "
+                      f"ms ({best['repeats']} repeats, spread {_fmt(best['energy_spread'] * 100, '.1f')} %)")
     if dvfs is not None and dvfs.get("energy_per_inference_mj") is not None:
         console.print(f"DVFS ({config_text(Config(dvfs['config']))}): {dvfs['energy_per_inference_mj']:.3f} "
                       "mJ/inference")
@@ -162,6 +198,19 @@ def render_summary(doc: dict[str, Any]) -> None:
     console.print(f"run directory: {doc['run_dir']}")
     if isinstance(doc.get("plots"), str):
         console.print(doc["plots"])
+
+
+def space_lines(space: dict[str, Any] | None) -> list[str]:
+    """The space in words: its knobs, and each knob not searched with why."""
+    if not space:
+        return []
+    knobs = " x ".join(f"{name} ({n})" for name, n in space.get("knobs", {}).items())
+    lines = [f"space: {knobs} = {space.get('size')} configs"]
+    for name, why in (space.get("not_searched") or {}).items():
+        lines.append(f"not searched: {name}: {why}")
+    if space.get("no_reference"):
+        lines.append(space["no_reference"])
+    return lines
 
 
 def render_bench(doc: dict[str, Any]) -> None:
@@ -183,5 +232,39 @@ def render_bench(doc: dict[str, Any]) -> None:
         t.add_row(r["name"], pct(f["median"]), pct(f["p90"]), f"{f['reached'] * 100:.0f} %", pct(g["median"]),
                   pct(g["p90"]), f"{r['seconds']:.1f}")
     Console().print(t)
+    for line in space_lines(doc.get("space")):
+        Console().print(line)
     Console().print(f"budget: {doc['strategies'][0]['budget_fraction'] * 100:g} % of the space; to 2 %: share of "
                     "the space measured before the recommendation is within 2 % of the true optimum")
+
+
+def render_import(doc: dict[str, Any]) -> None:
+    """What ``edgetune import`` read and how, in words."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    sim = "simulated" if doc["simulated"] else "measured (not simulated)"
+    reps = doc["repeats"]
+    rep_text = f"{reps['min']}" if reps["min"] == reps["max"] else f"{reps['min']}-{reps['max']}"
+    console.print(f"imported {doc['n_rows']} rows of {doc['source']['file']}: {doc['workload']} on "
+                  f"{doc['board']}, {sim}")
+    knobs = " x ".join(f"{k} ({len(v)})" for k, v in doc["knobs"].items())
+    grid = "" if doc["complete"] else f" of a {doc['grid_size']}-config grid"
+    console.print(f"space: {knobs}: {doc['space_size']} recorded configs{grid}, {rep_text} repeat(s) each"
+                  + (f", {doc['n_infeasible']} infeasible row(s)" if doc["n_infeasible"] else ""))
+    if doc["pinned"]:
+        console.print("pinned: " + ", ".join(f"{k}={v}" for k, v in doc["pinned"].items()))
+    if doc["absent"]:
+        console.print("absent (empty columns): " + ", ".join(doc["absent"]))
+    for copy, kept in doc["aliases"].items():
+        console.print(f"{copy} is a one-to-one copy of {kept}: searched as {kept}")
+    for field, how in doc["results"].items():
+        if how:
+            console.print(f"{field}: {how}")
+    if doc["ignored_columns"]:
+        console.print("not used (name them with --map COLUMN=KNOB): " + ", ".join(doc["ignored_columns"]))
+    best = doc["best"]
+    if best:
+        console.print(f"lowest recorded energy per inference: {config_text(Config(best['config']))}: "
+                      f"{_fmt(best['energy_per_inference_mj'], '.3f')} mJ")
+    console.print(f"run directory: {doc['run_dir']}; replay: {doc['replay']}")

@@ -50,7 +50,10 @@ class LiveSimWorkload:
         write_activity(self.root, Activity(self.name, self.batch_size, self.instances, False))
 
     def clocks(self) -> tuple[int, int]:
-        fc = self.fs.read_int(self.cpu.policies[0].file("scaling_cur_freq"))
+        # no cpufreq (a board without CPU frequency control): the CPU runs at its top clock,
+        # as the live simulator assumes too
+        fc = (self.fs.read_int(self.cpu.policies[0].file("scaling_cur_freq")) if self.cpu.policies
+              else self.model.profile.cpu_khz[-1])
         fg = self.fs.read_int(self.gpu.file("cur_freq")) if self.gpu else self.model.profile.gpu_hz[-1]
         return fc, fg
 

@@ -1,0 +1,220 @@
+"""edgetune import: measurements taken elsewhere become a run directory that replay: plays."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tuner.cli.main import app
+from tuner.config import Config
+from tuner.replay import ReplayBoard
+
+cli = CliRunner()
+REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-surfaces" / "loudva-nano-inception_v3.csv"
+
+
+def invoke(*args: str) -> dict:
+    result = cli.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+def write_csv(path: Path, header: list, rows: list) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_trials(run: Path) -> list:
+    with (run / "trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def real_surface() -> Path:
+    if not REAL.exists():
+        pytest.skip(f"the shared real surface is absent here ({REAL}); it lives in ../shared/real-surfaces")
+    return REAL
+
+
+def test_the_shared_real_surface_imports_and_benches_over_gpu_and_concurrency(real_surface, tmp_path):
+    out = tmp_path / "loudva"
+    doc = invoke("import", str(real_surface), "--out", str(out), "--workload", "inception_v3")
+    assert doc["kind"] == "import" and doc["simulated"] is False and doc["board"] == "jetson-nano"
+    assert doc["workload"] == "inception_v3" and doc["context"]["workload"] == "inception_v3_tf_fp32_triton_dynbatch"
+    gpu = [153600000 + 76800000 * i for i in range(11)]
+    assert doc["knobs"] == {"gpu_freq_hz": gpu, "concurrency": list(range(1, 14))}
+    assert doc["space_size"] == 143 and doc["complete"] is True and doc["repeats"] == {"min": 1, "max": 1}
+    assert doc["pinned"] == {"power_mode": 0}  # nvpmodel_mode: one value, context not a knob
+    assert set(doc["absent"]) == {"cpu_freq_khz", "emc_freq_hz"}  # left to their governors: empty columns
+    assert doc["aliases"] == {"batch_size": "concurrency"}  # the file's batch_size column copies concurrency
+    assert doc["results"]["energy_per_inference_j"] == "column energy_per_inference_j"
+    assert doc["results"]["time_per_inference_s"] == "1 / throughput_inf_per_s"
+    assert "p99" in doc["results"]["latency_p95_s"]
+    assert set(doc["ignored_columns"]) == {"gpu_freq_frac_of_max", "src_energy_j_power_x_latency"}
+    assert len(doc["source"]["sha256"]) == 64 and doc["source"]["rows"] == 143
+    # the minimum the README beside the file names: 614.4 MHz, concurrency 10, 0.697 J
+    assert doc["best"]["config"] == {"gpu_freq_hz": 614400000, "concurrency": 10}
+    assert doc["best"]["energy_per_inference_mj"] == pytest.approx(697.233, rel=1e-6)
+    rows = read_trials(out)
+    assert len(rows) == 143 and list(rows[0])[:2] == ["concurrency", "gpu_freq_hz"]
+    assert {r["simulated"] for r in rows} == {"0"} and (out / "source.csv").read_bytes() == real_surface.read_bytes()
+
+    board = ReplayBoard(out)
+    assert board.info.simulated is False and board.searchable == ("gpu_freq_hz", "concurrency")
+    top = board.expected("inception_v3", Config({"gpu_freq_hz": 921600000, "concurrency": 13}))
+    low = board.expected("inception_v3", Config({"gpu_freq_hz": 614400000, "concurrency": 10}))
+    assert top.energy_per_inference_j / low.energy_per_inference_j == pytest.approx(1.26, abs=0.01)  # README: +26 %
+    with real_surface.open() as fh:
+        first = next(csv.DictReader(fh))
+    m = board.expected("inception_v3", Config({"gpu_freq_hz": int(first["gpu_freq_hz"]),
+                                                "concurrency": int(first["concurrency"])}))
+    assert m.time_s / m.inferences == pytest.approx(1 / float(first["throughput_inf_per_s"]), rel=1e-5)
+
+    bench = invoke("bench", "--board", f"replay:{out}", "--workload", "inception_v3", "--seeds", "2",
+                   "--strategies", "bo,ogd,random")
+    assert bench["space_size"] == 143 and bench["knobs"] == ["gpu_freq_hz", "concurrency"]
+    assert bench["simulated"] is False
+    assert bench["optimum"]["config"] == {"gpu_freq_hz": 614400000, "concurrency": 10}
+    assert set(bench["space"]["not_searched"]) == {"cpu_freq_khz", "batch_size"}
+    assert "copy of concurrency" in bench["space"]["not_searched"]["batch_size"]
+    for row in bench["strategies"]:
+        assert 0 <= row["regret_at_budget"]["median"] < 1 and row["trials_at_budget"] == 15
+
+    tuned = invoke("tune", "--board", f"replay:{out}", "--workload", "inception_v3", "--strategy", "ogd",
+                   "--out", str(tmp_path / "tune"))
+    assert tuned["space_size"] == 143 and tuned["dvfs"] is None and tuned["saving_vs_dvfs"] is None
+    assert tuned["best"]["energy_per_inference_mj"] > 0 and "no DVFS reference" in tuned["space"]["no_reference"]
+
+
+def test_power_and_throughput_give_energy_and_time_per_inference_and_repeats_are_kept(tmp_path):
+    rows = []
+    for gpu_mhz, power, ips in ((306, 3.0, 20.0), (612, 4.0, 40.0), (918, 6.0, 50.0)):
+        for k, wobble in enumerate((0.98, 1.0, 1.02)):
+            rows.append([gpu_mhz, 8, round(power * wobble, 4), ips, 50 + k])
+    src = write_csv(tmp_path / "m.csv", ["gpu_freq_mhz", "batch_size", "power_w", "throughput_ips", "latency_p95_ms"],
+                    rows)
+    out = tmp_path / "run"
+    doc = invoke("import", str(src), "--out", str(out), "--workload", "w", "--board", "jetson-orin-nx",
+                 "--provenance", "lab notebook 3")
+    assert doc["knobs"] == {"gpu_freq_hz": [306000000, 612000000, 918000000]}  # MHz column, Hz knob
+    assert doc["pinned"] == {"batch_size": 8} and doc["repeats"] == {"min": 3, "max": 3}
+    assert doc["source"]["provenance"] == "lab notebook 3" and doc["simulated"] is False
+    assert doc["results"]["energy_per_inference_j"] == "power_w / throughput_ips"
+    # 612 MHz: 4 W at 40/s = 0.1 J per inference; 306 MHz: 0.15 J; 918 MHz: 0.12 J
+    assert doc["best"]["config"] == {"gpu_freq_hz": 612000000}
+    assert doc["best"]["energy_per_inference_mj"] == pytest.approx(100.0, rel=1e-4)
+    assert doc["best"]["repeats"] == 3 and doc["best"]["energy_spread"] == pytest.approx(0.04, rel=1e-3)
+    trials = read_trials(out)
+    assert len(trials) == 9 and sorted({r["repeat"] for r in trials}) == ["0", "1", "2"]
+    board = ReplayBoard(out, seed=3)
+    config = Config({"gpu_freq_hz": 612000000})
+    drawn = {round(board.measure("w", config).energy_j, 6) for _ in range(40)}
+    assert drawn == {0.098, 0.1, 0.102}  # one recorded repeat per draw: the recording's own noise
+    truth = board.expected("w", config)
+    assert truth.energy_per_inference_j == pytest.approx(0.1) and truth.time_s == pytest.approx(1 / 40)
+    assert truth.batch_latency_p95_s == pytest.approx(0.051)
+    bench = invoke("bench", "--board", f"replay:{out}", "--workload", "w", "--seeds", "2", "--strategies",
+                   "random,ogd", "--objective", "time")
+    assert bench["optimum"]["config"] == {"gpu_freq_hz": 918000000}  # fastest: 50/s
+    assert bench["space"]["not_searched"]["batch_size"] == "pinned at 8 in the recording"
+
+
+def test_map_names_columns_a_custom_knob_joins_and_a_simulated_column_is_honoured(tmp_path):
+    rows = [[f"{g}MHz", c, r, 2.0 + g / 500, 10.0 * c, "1"] for g in (300, 600) for c in (1, 2) for r in (224, 320)]
+    src = write_csv(tmp_path / "x.csv", ["GPU clock", "in flight", "res", "Watts", "img/s", "simulated"], rows)
+    out = tmp_path / "run"
+    doc = invoke("import", str(src), "--out", str(out), "--map", "GPU clock=gpu_freq_hz", "--map",
+                 "in flight=concurrency", "--map", "res=resolution", "--map", "Watts=power_w", "--map",
+                 "img/s=throughput_ips")
+    assert doc["knobs"] == {"gpu_freq_hz": [300000000, 600000000], "concurrency": [1, 2], "resolution": [224, 320]}
+    assert doc["space_size"] == 8 and doc["simulated"] is True and doc["workload"] == "x"
+    assert doc["source"]["simulated_from"] == "column simulated"
+    bench = invoke("bench", "--board", f"replay:{out}", "--workload", "x", "--seeds", "1", "--strategies", "sweep")
+    assert bench["space_size"] == 8 and bench["simulated"] is True
+    assert set(bench["knobs"]) == {"gpu_freq_hz", "concurrency", "resolution"}
+    # --simulated marks every row, whatever a column says
+    plain = write_csv(tmp_path / "p.csv", ["batch_size", "energy_per_inference_j"], [[1, 0.5], [2, 0.4]])
+    again = invoke("import", str(plain), "--out", str(tmp_path / "p"), "--simulated")
+    assert again["simulated"] is True and {r["simulated"] for r in read_trials(tmp_path / "p")} == {"1"}
+
+
+def test_a_row_without_a_result_is_infeasible_and_an_incomplete_grid_is_searched_as_recorded(tmp_path):
+    rows = [[m, b, "" if (m, b) == (0, 4) else 1.0 / b + m * 0.1] for m in (0, 1) for b in (1, 2, 4)]
+    rows = [r for r in rows if (r[0], r[1]) != (1, 4)]  # one setting never measured
+    src = write_csv(tmp_path / "g.csv", ["power_mode", "batch_size", "energy_per_inference_mj"], rows)
+    out = tmp_path / "run"
+    doc = invoke("import", str(src), "--out", str(out), "--workload", "g")
+    assert doc["n_infeasible"] == 1 and doc["space_size"] == 5 and doc["grid_size"] == 6
+    assert doc["complete"] is False
+    assert doc["results"]["time_per_inference_s"] is None
+    trials = read_trials(out)
+    failed = [r for r in trials if r["feasible"] == "0"]
+    assert len(failed) == 1 and failed[0]["failure"] == "no result recorded"
+    bench = invoke("bench", "--board", f"replay:{out}", "--workload", "g", "--seeds", "2",
+                   "--strategies", "sweep,random,bo,ogd")
+    assert bench["space_size"] == 5  # the unrecorded (1, 4) is not in the space
+    assert bench["optimum"]["config"] == {"power_mode": 0, "batch_size": 2}
+    result = subprocess.run([sys.executable, "-m", "tuner.cli.main", "bench", "--board", f"replay:{out}",
+                             "--workload", "g", "--objective", "time"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "needs time per inference" in result.stderr
+
+
+def test_importing_again_replaces_an_import_but_never_a_sweep(tmp_path):
+    src = write_csv(tmp_path / "a.csv", ["batch_size", "energy_per_inference_j"], [[1, 0.5], [2, 0.4]])
+    out = tmp_path / "run"
+    invoke("import", str(src), "--out", str(out))
+    write_csv(src, ["batch_size", "energy_per_inference_j"], [[1, 0.5], [2, 0.4], [4, 0.3]])
+    doc = invoke("import", str(src), "--out", str(out))
+    assert doc["space_size"] == 3 and len(read_trials(out)) == 3
+    sweep = tmp_path / "sweep"
+    invoke("sweep", "--board", "sim:jetson-nano", "--workload", "alexnet", "--out", str(sweep), "--no-plots",
+           "--cpu-freqs", "1479MHz", "--gpu-freqs", "614.4MHz,921.6MHz", "--batch-sizes", "16")
+    result = subprocess.run([sys.executable, "-m", "tuner.cli.main", "import", str(src), "--out", str(sweep)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "already holds a run (sweep)" in result.stderr
+
+
+@pytest.mark.parametrize("header,rows,extra,message", [
+    (None, None, [], "does not exist"),
+    (["gpu_freq_hz", "throughput_ips", "latency_s"], [[1, 2, 3], [2, 3, 4]], [], "no result columns"),
+    (["gpu_freq_hz", "batch_size", "energy_per_inference_j"], [[1, 8, 1.0], [2, "eight", 1.1]], [],
+     "line 3: batch_size is 'eight', not a number"),
+    (["gpu_freq_hz", "energy_per_inference_j"], [[1, 1.0], [2, 1.1]], ["--map", "Power=power_w"],
+     "--map names column 'Power', which"),
+    (["gpu_freq_hz", "energy_per_inference_j"], [[1, 1.0], [2, "n/a"]], [], "line 3: energy_per_inference_j"),
+    (["gpu_freq_hz", "concurrency", "energy_per_inference_j"], [[1, 1, 1.0], [2, "", 1.1]], [],
+     "knob column concurrency is empty on line(s) 3"),
+    (["gpu_freq_hz", "energy_per_inference_j"], [[1, 1.0], [1, 1.1]], [], "varies no knob"),
+    (["gpu_freq_hz", "energy_per_inference_j"], [[1, 1.0], [2, 1.1]], ["--map", "gpu_freq_hz"], "--map takes"),
+    (["gpu_freq_hz", "energy_per_inference_j"], [[1, 1.0], [2, -1.1]], [], "must be positive"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, header, rows, extra, message):
+    src = tmp_path / "in.csv"
+    if header is not None:
+        write_csv(src, header, rows)
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli.main", "import", str(src), "--out", str(tmp_path / "o"),
+                           *extra], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "o" / "trials.csv").exists()
+
+
+def test_the_text_output_says_how_each_quantity_was_derived(real_surface, tmp_path):
+    result = cli.invoke(app, ["import", str(real_surface), "--out", str(tmp_path / "r"), "--workload", "inception_v3"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for part in ("143 recorded configs", "pinned: power_mode=0", "absent (empty columns): cpu_freq_khz, emc_freq_hz",
+                 "batch_size is a one-to-one copy of concurrency", "time_per_inference_s: 1 / throughput_inf_per_s",
+                 "measured (not simulated)", "edgetune bench --board replay:"):
+        assert part in text, part
+    assert math.isfinite(json.loads((tmp_path / "r" / "summary.json").read_text())["best_cost"])

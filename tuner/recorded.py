@@ -1,0 +1,534 @@
+"""``edgetune import``: measurements taken elsewhere, as a run directory ``replay:`` plays.
+
+A CSV of measurements (a perf_analyzer sweep, a lab spreadsheet, another
+tool's log) becomes a run directory in the format ``edgetune sweep --out``
+writes — ``edgetune.sqlite``, ``trials.csv`` (one row per repeat, config
+columns first) and ``summary.json`` — so ``--board replay:DIR`` plays it like a
+recorded sweep, and ``bench`` and ``tune`` search it. One format, not two.
+
+What is read:
+
+- one row per measured setting; rows with the same setting are its repeats;
+- knob columns by edgetune's knob names (``cpu_freq_khz``, ``gpu_freq_hz``,
+  ``emc_freq_hz``, ``batch_size``, ``concurrency``, ``power_mode``,
+  ``cpu_cores``, ``threads``, ...), a few spellings in other units
+  (``gpu_freq_mhz``, ``nvpmodel_mode``, ...), and any column named by
+  ``--map COLUMN=KNOB``. A knob column that is empty in every row is absent
+  (not set when measured); one with a single value is pinned (context, not a
+  knob); one that is a one-to-one copy of another knob column is the same
+  dimension and is kept once (``aliases``);
+- results: energy per inference (``energy_per_inference_j``), or average
+  power with throughput (energy per inference = power / throughput), or
+  energy with an inference count; time per inference = 1 / throughput;
+  latency where present (p50, p95 — else p99, an upper bound on it — else the
+  mean). A row without an energy result, or marked failed, is infeasible;
+- ``simulated``: false, unless ``--simulated`` or a ``simulated`` column says
+  so: data imported from elsewhere is taken as measured, and the summary
+  names the file, its digest and its provenance.
+
+Everything else is recorded, not guessed: single-valued columns as context,
+varying unrecognised columns by name as ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ,
+                          GPU_GOVERNOR, PLACEMENT, Config)
+from tuner.errors import EdgetuneError
+from tuner.measurement import Measurement
+from tuner.objective import Objective
+from tuner.replay import POWER_MODE
+from tuner.units import parse_freq, parse_scalar
+
+IGNORE = "-"  # --map COLUMN=- leaves a column out
+SOURCE_COPY = "source.csv"
+RUN_FILES = ("edgetune.sqlite", "edgetune.sqlite-wal", "edgetune.sqlite-shm", "trials.csv", "summary.json",
+             SOURCE_COPY)
+
+#: knob -> (kind, native unit): "freq" values are whole numbers in the native unit
+#: (or carry their own unit: 614.4MHz), "count" whole numbers, "name" any text,
+#: "any" a number where it reads as one, else a name
+KNOBS: Dict[str, Tuple[str, str]] = {
+    CPU_FREQ: ("freq", "kHz"), GPU_FREQ: ("freq", "Hz"), EMC_FREQ: ("freq", "Hz"),
+    CPU_CORES: ("count", ""), BATCH_SIZE: ("count", ""), CONCURRENCY: ("count", ""), "threads": ("count", ""),
+    POWER_MODE: ("any", ""), CPU_GOVERNOR: ("name", ""), GPU_GOVERNOR: ("name", ""), PLACEMENT: ("name", ""),
+    "graph": ("name", ""), "device": ("name", ""), "provider": ("name", ""),
+}
+
+#: other spellings of a knob column: column -> (knob, factor to the knob's unit)
+KNOB_ALIASES: Dict[str, Tuple[str, float]] = {
+    "cpu_freq_hz": (CPU_FREQ, 1e-3), "cpu_freq_mhz": (CPU_FREQ, 1e3), "cpu_freq_ghz": (CPU_FREQ, 1e6),
+    "gpu_freq_khz": (GPU_FREQ, 1e3), "gpu_freq_mhz": (GPU_FREQ, 1e6), "gpu_freq_ghz": (GPU_FREQ, 1e9),
+    "emc_freq_khz": (EMC_FREQ, 1e3), "emc_freq_mhz": (EMC_FREQ, 1e6),
+    "nvpmodel_mode": (POWER_MODE, 1.0), "nvpmodel": (POWER_MODE, 1.0), "nvp_mode": (POWER_MODE, 1.0),
+    "batch": (BATCH_SIZE, 1.0), "num_threads": ("threads", 1.0),
+}
+
+#: when two knob columns are one-to-one copies, the earlier here is kept; batch
+#: size last: beside concurrency under dynamic batching it is what a server formed
+KEEP_ORDER = (CPU_FREQ, GPU_FREQ, EMC_FREQ, POWER_MODE, CPU_CORES, CPU_GOVERNOR, GPU_GOVERNOR, CONCURRENCY,
+              "threads", PLACEMENT, "graph", "device", "provider")
+
+# result fields: energy per inference (J), energy (J), inferences, time (s), time per
+# inference (s), power (W), throughput (/s), latencies (s), flags
+_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+RESULTS: Dict[str, Tuple[str, float]] = {
+    "energy_per_inference_j": ("epi", 1.0), "energy_per_inference_mj": ("epi", 1e-3),
+    "energy_per_inf_j": ("epi", 1.0), "joules_per_inference": ("epi", 1.0),
+    "energy_j": ("energy", 1.0), "energy_mj": ("energy", 1e-3), "inferences": ("inferences", 1.0),
+    "time_s": ("time", 1.0), "time_ms": ("time", 1e-3),
+    "time_per_inference_s": ("tpi", 1.0), "time_per_inference_ms": ("tpi", 1e-3),
+    "power_w": ("power", 1.0), "avg_power_w": ("power", 1.0), "power_mw": ("power", 1e-3),
+    "avg_power_mw": ("power", 1e-3),
+    "throughput_ips": ("throughput", 1.0), "throughput_inf_per_s": ("throughput", 1.0),
+    "throughput_per_s": ("throughput", 1.0), "throughput": ("throughput", 1.0),
+    "inferences_per_s": ("throughput", 1.0), "fps": ("throughput", 1.0),
+    "simulated": ("simulated", 1.0), "feasible": ("feasible", 1.0), "failure": ("failure", 1.0),
+    "error": ("failure", 1.0),
+}
+for _unit, _factor in _UNITS.items():
+    RESULTS[f"latency_{_unit}"] = ("latency", _factor)
+    RESULTS[f"latency_mean_{_unit}"] = ("latency", _factor)
+    for _q in (50, 95, 99):
+        for _name in (f"latency_p{_q}", f"latency_client_p{_q}", f"client_latency_p{_q}", f"p{_q}_latency",
+                      f"batch_latency_p{_q}"):
+            RESULTS[f"{_name}_{_unit}"] = (f"p{_q}", _factor)
+
+#: columns naming what was measured rather than a setting
+META = {"board": "board", "workload": "workload", "model": "workload"}
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f", ""}
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _key(column: str) -> str:
+    return column.strip().lower()
+
+
+def parse_maps(items: Sequence[str]) -> Dict[str, str]:
+    """``--map COLUMN=KNOB`` (or ``COLUMN=FIELD``, ``COLUMN=-``) pairs."""
+    maps: Dict[str, str] = {}
+    for item in items:
+        column, sep, target = item.rpartition("=")
+        column, target = column.strip(), target.strip().lower()
+        if not sep or not column or not target:
+            raise EdgetuneError(f"--map takes COLUMN=KNOB (or COLUMN=- to leave a column out), not {item!r}")
+        if target != IGNORE and not _NAME.fullmatch(target):
+            raise EdgetuneError(f"--map {item!r}: {target!r} is not a knob name (lowercase, e.g. gpu_freq_hz)")
+        if column in maps:
+            raise EdgetuneError(f"--map names column {column!r} twice")
+        maps[column] = target
+    return maps
+
+
+def _truth(text: str, column: str, line: int) -> bool:
+    t = text.strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise EdgetuneError(f"line {line}: {column} is {text!r}; write 1/0, true/false or yes/no")
+
+
+class _Reader:
+    """One CSV's columns, classified."""
+
+    def __init__(self, path: Path, header: List[str], rows: List[Dict[str, str]], maps: Dict[str, str]) -> None:
+        self.path = path
+        self.rows = rows
+        unknown = [c for c in maps if c not in header]
+        if unknown:
+            raise EdgetuneError(f"--map names column {unknown[0]!r}, which {path.name} does not have; its columns: "
+                                f"{', '.join(header)}")
+        self.knob_cols: Dict[str, Tuple[str, float]] = {}  # column -> (knob, factor)
+        self.result_cols: Dict[str, List[Tuple[str, float]]] = {}  # field -> [(column, factor)] in header order
+        self.meta_cols: Dict[str, str] = {}  # "board"/"workload" -> column
+        self.other: List[str] = []
+        self.dropped: List[str] = []
+        self.mapped: Dict[str, str] = dict(maps)
+        targets: Dict[str, str] = {}
+        for column in header:
+            target = maps.get(column, _key(column))
+            if target == IGNORE:
+                self.dropped.append(column)
+                continue
+            if target in KNOBS or target in KNOB_ALIASES or (column in maps and target not in RESULTS
+                                                              and target not in META):
+                knob, factor = KNOB_ALIASES.get(target, (target, 1.0))
+                if knob in targets:
+                    raise EdgetuneError(f"columns {targets[knob]!r} and {column!r} would both be knob {knob}; "
+                                        f"leave one out with --map {column!r}=-")
+                targets[knob] = column
+                self.knob_cols[column] = (knob, factor)
+            elif target in RESULTS:
+                field, factor = RESULTS[target]
+                self.result_cols.setdefault(field, []).append((column, factor))
+            elif target in META and META[target] not in self.meta_cols:
+                self.meta_cols[META[target]] = column
+            else:
+                self.other.append(column)
+
+    def column(self, field: str) -> Optional[Tuple[str, float]]:
+        found = self.result_cols.get(field)
+        return found[0] if found else None
+
+    def values(self, column: str) -> List[str]:
+        return [(row.get(column) or "").strip() for row in self.rows]
+
+
+def _number(text: str, column: str, line: int) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise EdgetuneError(f"line {line}: {column} is {text!r}, not a number") from None
+    if not math.isfinite(value):
+        raise EdgetuneError(f"line {line}: {column} is {text!r}, not a finite number")
+    return value
+
+
+def _knob_value(text: str, knob: str, factor: float, column: str, line: int) -> Any:
+    kind, unit = KNOBS.get(knob, ("any", ""))
+    if kind == "name":
+        return text
+    if kind == "any":
+        value = parse_scalar(text)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return value * factor if isinstance(value, (int, float)) and factor != 1.0 else value
+    try:
+        number = float(text) * factor
+    except ValueError:
+        if kind == "freq" and re.fullmatch(r"\s*[0-9.]+\s*[a-zA-Z]+\s*", text):
+            return parse_freq(text, unit)  # a value that carries its own unit: 614.4MHz
+        raise EdgetuneError(f"line {line}: {column} is {text!r}, not a number ({knob} takes numbers"
+                            + (f" in {unit}" if unit else "") + ")") from None
+    if not math.isfinite(number) or abs(number - round(number)) > 1e-6 * max(1.0, abs(number)):
+        raise EdgetuneError(f"line {line}: {column} is {text!r}; {knob} takes whole numbers"
+                            + (f" of {unit}" if unit else ""))
+    return int(round(number))
+
+
+def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EdgetuneError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise EdgetuneError(f"{path} is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise EdgetuneError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EdgetuneError(f"{path} is not UTF-8 text (a CSV file is)") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        rows = list(reader)
+    except csv.Error as exc:
+        raise EdgetuneError(f"{path} is not a readable CSV: {exc}") from None
+    if not header:
+        raise EdgetuneError(f"{path} is empty: no header row")
+    if len(set(header)) != len(header):
+        twice = sorted({h for h in header if header.count(h) > 1})
+        raise EdgetuneError(f"{path}: column {twice[0]!r} appears twice in the header")
+    if not rows:
+        raise EdgetuneError(f"{path} has a header but no rows")
+    stripped = [{(k or "").strip(): (v if isinstance(v, str) else "") for k, v in row.items()} for row in rows]
+    return data, header, stripped
+
+
+def _single(values: List[str]) -> Optional[str]:
+    distinct = {v for v in values}
+    return next(iter(distinct)) if len(distinct) == 1 else None
+
+
+def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] = None, board: Optional[str] = None,
+               maps: Sequence[str] = (), simulated: bool = False, provenance: Optional[str] = None
+               ) -> Dict[str, Any]:
+    """Read ``source`` and write the run directory ``out``; returns its summary."""
+    from tuner.runner import Trial
+    from tuner.store import SEARCH, Store
+
+    path = Path(source)
+    data, header, rows = _read(path)
+    r = _Reader(path, header, rows, parse_maps(maps))
+
+    # --- results: how energy and time per inference are derived (one way per file) ------
+    def col(field: str) -> Optional[Tuple[str, float]]:
+        return r.column(field)
+
+    energy_how: Optional[Tuple[str, Callable[[Dict[str, float]], float]]] = None
+    if col("epi"):
+        energy_how = (f"column {col('epi')[0]}", lambda v: v["epi"])  # type: ignore[index]
+    elif col("power") and col("throughput"):
+        energy_how = (f"{col('power')[0]} / {col('throughput')[0]}",  # type: ignore[index]
+                      lambda v: v["power"] / v["throughput"])
+    elif col("energy") and col("inferences"):
+        energy_how = (f"{col('energy')[0]} / {col('inferences')[0]}",  # type: ignore[index]
+                      lambda v: v["energy"] / v["inferences"])
+    elif col("power") and col("tpi"):
+        energy_how = (f"{col('power')[0]} x {col('tpi')[0]}", lambda v: v["power"] * v["tpi"])  # type: ignore[index]
+    if energy_how is None:
+        has = ", ".join(sorted(f for f in r.result_cols if f not in ("simulated", "feasible", "failure"))) or "none"
+        raise EdgetuneError(f"{path.name} has no result columns edgetune can use: it needs energy per inference "
+                            "(energy_per_inference_j), or power (power_w) with throughput (throughput_ips), or "
+                            f"energy_j with inferences (recognised results here: {has}; name others with "
+                            "--map COLUMN=FIELD, e.g. --map 'Avg W=power_w')")
+    time_how: Optional[Tuple[str, Callable[[Dict[str, float]], float]]] = None
+    if col("throughput"):
+        time_how = (f"1 / {col('throughput')[0]}", lambda v: 1.0 / v["throughput"])  # type: ignore[index]
+    elif col("tpi"):
+        time_how = (f"column {col('tpi')[0]}", lambda v: v["tpi"])  # type: ignore[index]
+    elif col("time") and col("inferences"):
+        time_how = (f"{col('time')[0]} / {col('inferences')[0]}",  # type: ignore[index]
+                    lambda v: v["time"] / v["inferences"])
+    # the latency fields a Measurement has (p50, p95), from the best column recorded
+    p50 = next((f for f in ("p50", "latency") if col(f)), None)
+    p95 = next((f for f in ("p95", "p99", "latency") if col(f)), None)
+    why = {"p50": "", "p95": "", "p99": " (the p99: an upper bound on the p95)",
+           "latency": " (the mean: no percentile recorded)"}
+    results = OrderedDict([
+        ("energy_per_inference_j", energy_how[0]),
+        ("time_per_inference_s", time_how[0] if time_how else None),
+        ("latency_p50_s", None if p50 is None else f"column {col(p50)[0]}{why[p50]}"),  # type: ignore[index]
+        ("latency_p95_s", None if p95 is None else f"column {col(p95)[0]}{why[p95]}"),  # type: ignore[index]
+    ])
+    if time_how is None:
+        results["note"] = "no throughput or time column: the time, edp and power objectives cannot be replayed"
+
+    # --- knobs: absent, pinned, copies, searched -------------------------------------
+    absent: List[str] = []
+    pinned: Dict[str, Any] = {}
+    varied: Dict[str, List[Any]] = OrderedDict()  # knob -> value per row
+    knob_column: Dict[str, str] = {}
+    for column, (knob, factor) in r.knob_cols.items():
+        cells = r.values(column)
+        empty = [i + 2 for i, c in enumerate(cells) if c == ""]
+        if len(empty) == len(cells):
+            absent.append(knob)
+            continue
+        if empty:
+            shown = ", ".join(str(n) for n in empty[:5]) + (" ..." if len(empty) > 5 else "")
+            raise EdgetuneError(f"{path.name}: knob column {column} is empty on line(s) {shown}; a knob needs a "
+                                "value in every row, or none (leave it out with --map "
+                                f"{column!r}=-)")
+        parsed = [_knob_value(c, knob, factor, column, i + 2) for i, c in enumerate(cells)]
+        if len(set(parsed)) == 1:
+            pinned[knob] = parsed[0]
+        else:
+            varied[knob] = parsed
+            knob_column[knob] = column
+    aliases: Dict[str, str] = {}
+    rank = {k: i for i, k in enumerate(KEEP_ORDER)}
+    order = sorted(varied, key=lambda k: (k == BATCH_SIZE, rank.get(k, len(rank)), k))
+    for i, keep in enumerate(order):
+        if keep in aliases:
+            continue
+        for other in order[i + 1:]:
+            if other in aliases:
+                continue
+            pairs = set(zip(varied[keep], varied[other]))
+            if len(pairs) == len(set(varied[keep])) == len(set(varied[other])):  # one-to-one
+                aliases[other] = keep
+    knobs = [k for k in order if k not in aliases]
+    if not knobs:
+        held = ", ".join(f"{k}={v}" for k, v in pinned.items()) or "none"
+        raise EdgetuneError(f"{path.name} varies no knob (pinned: {held}): every row is the same setting, so "
+                            "there is nothing to search; name knob columns with --map COLUMN=KNOB")
+
+    # --- context: board, workload and single-valued columns ---------------------------
+    context: Dict[str, Any] = {}
+    ignored: List[str] = []
+    names: Dict[str, Optional[str]] = {"board": board, "workload": workload}
+    for what, column in r.meta_cols.items():
+        value = _single(r.values(column))
+        if value is None:
+            raise EdgetuneError(f"{path.name} holds several {what}s in column {column} "
+                                f"({', '.join(sorted(set(r.values(column)))[:4])}); import one at a time")
+        if names[what] is None and value:
+            names[what] = value
+        elif value:
+            context[column] = value
+    for column in r.other + [c for f in r.result_cols.values() for c, _ in f[1:]]:
+        value = _single(r.values(column))
+        if value is not None:
+            if value:
+                context[column] = parse_scalar(value)
+        else:
+            ignored.append(column)
+    workload_name = names["workload"] or path.stem
+    board_name = names["board"] or "unknown"
+
+    # --- rows -> repeats ----------------------------------------------------------------
+    sim_col = col("simulated")
+    failure_col = col("failure")
+    ok_col = col("feasible")
+    need = {"epi", "power", "throughput", "energy", "inferences", "tpi", "time", "p50", "p95", "p99", "latency"}
+    repeats: Dict[Config, List[Measurement]] = OrderedDict()
+    n_infeasible = 0
+    for i, row in enumerate(rows):
+        line = i + 2
+        config = Config({k: varied[k][i] for k in knobs})
+        values: Dict[str, float] = {}
+        for field in need:
+            found = col(field)
+            if found is None:
+                continue
+            text = (row.get(found[0]) or "").strip()
+            if text == "":
+                values[field] = math.nan
+                continue
+            values[field] = _number(text, found[0], line) * found[1]
+        sim = simulated or (sim_col is not None and _truth(row.get(sim_col[0]) or "", sim_col[0], line))
+        failure = (row.get(failure_col[0]) or "").strip() if failure_col else ""
+        if ok_col is not None and not _truth(row.get(ok_col[0]) or "1", ok_col[0], line) and not failure:
+            failure = "infeasible (as recorded)"
+        with_nan = dict(values)
+        try:
+            epi = energy_how[1](with_nan)
+        except (KeyError, ZeroDivisionError):
+            epi = math.nan
+        if not failure and not (epi == epi):
+            failure = "no result recorded"
+        if not failure and not epi > 0:
+            raise EdgetuneError(f"line {line}: energy per inference is {epi:g} J ({energy_how[0]}); it must be "
+                                "positive")
+        if failure:
+            n_infeasible += 1
+            m = Measurement.infeasible(config, failure, simulated=sim)
+        else:
+            try:
+                tpi = time_how[1](with_nan) if time_how else math.nan
+            except (KeyError, ZeroDivisionError):
+                tpi = math.nan
+            # a count of inferences where recorded, else results per one inference
+            count = values.get("inferences", math.nan)
+            n = int(round(count)) if count == count and count >= 1 else 1
+            m = Measurement(config=config, simulated=sim, energy_j=epi * n,
+                            time_s=tpi * n if tpi > 0 else math.nan, inferences=n,
+                            batch_latency_p50_s=values.get(p50, math.nan) if p50 else math.nan,
+                            batch_latency_p95_s=values.get(p95, math.nan) if p95 else math.nan)
+        repeats.setdefault(config, []).append(m)
+
+    # --- the run directory ----------------------------------------------------------------
+    out_dir = Path(out)
+    _prepare(out_dir)
+    domains = OrderedDict((k, sorted(set(varied[k]), key=_order)) for k in knobs)
+    size = 1
+    for values_ in domains.values():
+        size *= len(values_)
+    counts = [len(v) for v in repeats.values()]
+    any_sim = any(m.simulated for reps in repeats.values() for m in reps)
+    objective = Objective()
+    best_config, best_trial, best_cost = None, None, math.inf
+    trials = []
+    for config, reps in repeats.items():
+        trial = Trial(config, Measurement.combine(reps), reps)
+        cost = objective.cost(trial.measurement)
+        trials.append((trial, cost))
+        if cost < best_cost:
+            best_config, best_trial, best_cost = config, trial, cost
+    store = Store(out_dir / "edgetune.sqlite")
+    try:
+        run = store.open_run("import", board_name, workload_name, any_sim,
+                             {"source": hashlib.sha256(data).hexdigest(), "maps": dict(r.mapped)})
+        for trial, cost in trials:
+            run.add(trial, cost, SEARCH)
+        n_rows = run.export_csv(out_dir / "trials.csv")
+        (out_dir / SOURCE_COPY).write_bytes(data)
+        summary: Dict[str, Any] = OrderedDict([
+            ("kind", "import"),
+            ("board", board_name),
+            ("workload", workload_name),
+            ("simulated", any_sim),
+            ("objective", "energy"),
+            ("source", OrderedDict([("file", str(path.resolve())), ("sha256", hashlib.sha256(data).hexdigest()),
+                                    ("rows", len(rows)), ("copy", SOURCE_COPY), ("provenance", provenance),
+                                    ("simulated_from", "--simulated" if simulated else
+                                     f"column {sim_col[0]}" if sim_col else "default: measured, not simulated")])),
+            ("knobs", OrderedDict((k, list(v)) for k, v in domains.items())),
+            ("knob_columns", OrderedDict((k, knob_column[k]) for k in knobs)),
+            ("pinned", pinned),
+            ("absent", absent),
+            ("aliases", aliases),
+            ("context", context),
+            ("ignored_columns", ignored + r.dropped),
+            ("results", results),
+            ("space_size", len(repeats)),
+            ("grid_size", size),
+            ("complete", len(repeats) == size),
+            ("n_trials", len(repeats)),
+            ("n_rows", len(rows)),
+            ("n_infeasible", n_infeasible),
+            ("repeats", {"min": min(counts), "max": max(counts)}),
+            ("best", _point(best_trial)),
+            ("best_cost", best_cost if math.isfinite(best_cost) else None),
+            ("dvfs", None),
+            ("saving_vs_dvfs", None),
+            ("latency_cost_vs_dvfs", None),
+            ("run_dir", str(out_dir)),
+            ("trials_csv_rows", n_rows),
+            ("replay", f"edgetune bench --board replay:{out_dir} --workload {workload_name}"),
+        ])
+        from tuner.report import finite_json, write_summary
+
+        summary = finite_json(summary)
+        run.set_summary(summary)
+        write_summary(out_dir, summary)
+    finally:
+        store.close()
+    return summary
+
+
+def _order(value: Any) -> Tuple[int, Any]:
+    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
+
+
+def _point(trial: Any) -> Optional[Dict[str, Any]]:
+    """The best recorded setting, with the keys of a sweep's ``best``."""
+    if trial is None:
+        return None
+    m = trial.measurement
+    return OrderedDict([
+        ("config", trial.config.to_dict()), ("energy_j", m.energy_j), ("time_s", m.time_s),
+        ("inferences", m.inferences), ("energy_per_inference_mj", m.energy_per_inference_j * 1e3),
+        ("avg_power_w", m.avg_power_w), ("throughput_ips", m.throughput_ips),
+        ("batch_latency_p50_ms", m.batch_latency_p50_s * 1e3), ("batch_latency_p95_ms", m.batch_latency_p95_s * 1e3),
+        ("repeats", m.repeats), ("energy_spread", m.energy_spread),
+    ])
+
+
+def _prepare(out: Path) -> None:
+    """Make ``out`` ready: new, empty, or an earlier import (replaced). Another kind of run is kept."""
+    import json
+
+    if out.exists() and not out.is_dir():
+        raise EdgetuneError(f"--out {out} is a file, not a directory")
+    summary = out / "summary.json"
+    if summary.exists():
+        try:
+            kind = json.loads(summary.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind != "import":
+            raise EdgetuneError(f"{out} already holds a run ({kind or 'unknown kind'}); import into another "
+                                "directory")
+        for name in RUN_FILES:
+            (out / name).unlink() if (out / name).exists() else None
+    elif (out / "trials.csv").exists():
+        raise EdgetuneError(f"{out} already holds a trials.csv; import into another directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgetuneError(f"cannot create {out}: {exc.strerror or exc}") from None
