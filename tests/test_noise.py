@@ -64,3 +64,40 @@ def test_bad_noise_is_one_line_and_only_for_simulated_boards(tmp_path):
     with pytest.raises(EdgetuneError, match="simulated boards"):
         open_board("linux", tmp_path, noise=Noise.field(0.05))
     assert open_board("sim:jetson-nano", noise=Noise.field(0.05)).noise.energy_sd == 0.05
+
+
+SMALL = ["--cpu-freqs", "403.2MHz,921.6MHz,1479MHz", "--gpu-freqs", "307.2MHz,614.4MHz,921.6MHz",
+         "--batch-sizes", "8,16"]
+
+
+def cli_json(*args: str) -> dict:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tuner.cli.main import app
+
+    out = CliRunner().invoke(app, [*args, "--json"])
+    assert out.exit_code == 0, (out.output, out.exception)
+    return json.loads(out.stdout)
+
+
+def test_sweep_tune_bench_and_compare_take_noise_and_say_so(tmp_path):
+    noisy = ["--noise", "0.08", "--noise-tails"]
+    sweep = cli_json("sweep", "--board", "sim:jetson-nano", "--workload", "alexnet", "--out", str(tmp_path / "s"),
+                     "--no-plots", *SMALL, *noisy)
+    quiet = cli_json("sweep", "--board", "sim:jetson-nano", "--workload", "alexnet", "--out", str(tmp_path / "q"),
+                     "--no-plots", *SMALL)
+    assert sweep["noise"] == {"sigma": 0.08, "tails": True, "drift": False} and quiet["noise"]["default"] is True
+    # noisier repeats disagree more, so the runner takes more of them to settle
+    assert sweep["trials_csv_rows"] > quiet["trials_csv_rows"]
+    tune = cli_json("tune", "--board", "sim:jetson-nano", "--workload", "alexnet", "--budget", "4",
+                    "--out", str(tmp_path / "t"), *SMALL, "--noise", "0.05", "--noise-drift")
+    assert tune["noise"] == {"sigma": 0.05, "tails": False, "drift": True} and tune["simulated"] is True
+    bench = cli_json("bench", "--board", "sim:jetson-nano", "--workload", "alexnet", "--strategies", "random",
+                     "--seeds", "2", *SMALL, "--noise", "0.1")
+    assert bench["noise"]["sigma"] == 0.1
+    compare = cli_json("compare", "--board", "sim:jetson-nano", "--workload", "alexnet", "--governors", "-/-",
+                       "--config", "cpu_freq_khz=921600,gpu_freq_hz=614400000", "--no-plots",
+                       "--out", str(tmp_path / "c"), "--noise", "0.05")
+    assert compare["noise"]["sigma"] == 0.05

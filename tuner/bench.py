@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,7 @@ class BenchSpec:
     objective: Objective = Objective()
     policy: RunPolicy = RunPolicy()
     optional: tuple[str, ...] = ()  # knobs of ``knobs`` that are defaults: left out where not offered
+    noise: Any = None  # sim: boards only (tuner.sim.board.Noise, --noise); None: the board's default
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -103,7 +105,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
         for seed in range(spec.seeds):
             if progress:
                 progress(name, seed, spec.seeds)
-            noisy = open_board(spec.board, seed=1000 + seed)
+            noisy = open_board(spec.board, seed=1000 + seed, noise=spec.noise)
             seeded_runner = TrialRunner(noisy, spec.workload, spec.policy)
             if objective.needs_reference:
                 reference = measure_reference(seeded_runner, space, None)
@@ -157,6 +159,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
         "space_size": size,
         "knobs": list(space.names),
         "space": space_doc(space, not_searched),
+        **({"noise": noisy.noise.describe()} if hasattr(noisy, "noise") else {}),
         "objective": spec.objective.name,
         "seeds": spec.seeds,
         "horizon_fraction": spec.horizon_fraction,

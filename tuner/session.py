@@ -87,10 +87,11 @@ class Session:
     def open(cls, *, kind: str, board: str, root: Path, workload: str, knobs: dict[str, tuple | None],
              policy: RunPolicy, out: Path | None, seed: int, spec: dict[str, Any], live_sim: bool = True,
              time_scale: float = 1.0, options: dict[str, Any] | None = None,
-             optional: Iterable[str] = ()) -> Session:
+             optional: Iterable[str] = (), noise: Any = None) -> Session:
         """``optional`` names the knobs of ``knobs`` that are defaults, not asked for:
-        left out (and said so in ``not_searched``) where the board does not offer them."""
-        b = open_board(board, root, seed=seed)
+        left out (and said so in ``not_searched``) where the board does not offer them.
+        ``noise`` (:class:`tuner.sim.board.Noise`, ``--noise``) is for ``sim:`` boards."""
+        b = open_board(board, root, seed=seed, noise=noise)
         live = None
         if live_sim and not isinstance(b, AnalyticBoard) and b.info.simulated and b.info.extra.get("root"):
             from tuner.sim.live import LiveSimulator

@@ -44,7 +44,8 @@ def tuned_from(tuned_dir: Path | None, config_text: str | None) -> Config | None
 def run_compare_command(*, board: str, root: Path, workload: str, governors: str | None, tuned_dir: Path | None,
                         config_text: str | None, rate: float | None, online: bool, batch_size: int, strategy: str,
                         budget: str | None, policy: RunPolicy, out: Path | None, seed: int, plots: bool,
-                        time_scale: float, options: dict[str, Any] | None = None) -> dict[str, Any]:
+                        time_scale: float, options: dict[str, Any] | None = None,
+                        noise: Any = None) -> dict[str, Any]:
     from dataclasses import replace
 
     from governors.base import Governor
@@ -64,11 +65,11 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
     objective = Objective("power") if rate else Objective("energy")
     knobs: dict[str, tuple | None] = {CPU_FREQ: None, GPU_FREQ: None, BATCH_SIZE: (batch_size,)}
     spec = {"rate_ips": rate, "strategy": strategy, "seed": seed, "tuned": given.to_json() if given else None,
-            **({"options": options} if options else {})}
+            **({"options": options} if options else {}), **({"noise": noise.describe()} if noise else {})}
     # the tune searches the clocks the board offers (a board without cpufreq: the GPU alone)
     with Session.open(kind="compare", board=board, root=root, workload=workload, knobs=knobs, policy=policy,
                       out=out, seed=seed, spec=spec, time_scale=time_scale, options=options,
-                      optional=(CPU_FREQ, GPU_FREQ)) as session:
+                      optional=(CPU_FREQ, GPU_FREQ), noise=noise) as session:
         govs = kernel_governors(session.board, governors)
         workload_part = Config({BATCH_SIZE: batch_size})
         runner = session.runner
@@ -95,7 +96,8 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
                           progress=lambda name: bar.advance(description=f"compare {name}"))
         doc = {"board": session.board_name, "workload": workload, "simulated": bool(session.board.info.simulated),
                "batch_size": batch_size, **doc, "tune_trials": tune_trials, "run_dir": str(session.out_dir),
-               "governor_role": GOVERNOR_ROLE, "not_searched": session.not_searched}
+               "governor_role": GOVERNOR_ROLE, "not_searched": session.not_searched,
+               **({"noise": session.board.noise.describe()} if hasattr(session.board, "noise") else {})}
         doc = finite_json(doc)
         if plots:
             drawn = plot_compare(session.out_dir, doc)

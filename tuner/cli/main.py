@@ -115,7 +115,8 @@ def sim_create(
     from tuner.sim.tree import create_tree
 
     path = create_tree(board, root, jetpack)
-    typer.echo(f"emulated {board[len('sim:'):] if board.startswith('sim:') else board} written to {path} (simulated: readings are not hardware)")
+    name = board[len("sim:"):] if board.startswith("sim:") else board
+    typer.echo(f"emulated {name} written to {path} (simulated: readings are not hardware)")
 
 
 @sim_app.command("run")
@@ -235,6 +236,13 @@ RepeatsOpt = typer.Option(3, "--repeats", help="Repeats per config; more are run
                           "disagree by more than 5 %.")
 TimeoutOpt = typer.Option(None, "--timeout", help="A repeat that runs longer than this is infeasible, e.g. 30s.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the strategy and of the simulated noise.")
+NoiseOpt = typer.Option(None, "--noise", help="sim: boards: relative SD of one repeat's energy and time, e.g. "
+                        "0.05 (real boards' single runs differ by 5-15 %). Default: the reference study's "
+                        "~1 % time, ~1.5 % power.")
+NoiseTailsOpt = typer.Option(False, "--noise-tails", help="With --noise: heavy-tailed (Student-t) repeats, "
+                             "now and then one far off.")
+NoiseDriftOpt = typer.Option(False, "--noise-drift", help="With --noise: the surface drifts slowly (temperature, "
+                             "governor state) over about 20 repeats.")
 OutOpt = typer.Option(None, "--out", help="Run directory (store, trials.csv, summary.json, plots). The same "
                       "command on the same directory resumes and measures nothing twice. Default: under the "
                       "state directory.")
@@ -265,6 +273,9 @@ def sweep(
     repeats: int = RepeatsOpt,
     timeout: Optional[str] = TimeoutOpt,
     seed: int = SeedOpt,
+    noise: Optional[float] = NoiseOpt,
+    noise_tails: bool = NoiseTailsOpt,
+    noise_drift: bool = NoiseDriftOpt,
     out: Optional[Path] = OutOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the heatmap and 3-D surface PNGs."),
     time_scale: float = TimeScaleOpt,
@@ -277,7 +288,7 @@ def sweep(
     3-D surface PNGs with the minimum and the DVFS level marked) and prints the
     minimum, its saving over DVFS and its latency cost. Interrupted? Run the
     same command again: it resumes. The board is restored afterwards."""
-    from tuner.cli.searching import (make_knobs, make_objective, make_policy, render_summary,
+    from tuner.cli.searching import (make_knobs, make_noise, make_objective, make_policy, render_summary,
                                      run_search_command)
 
     knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
@@ -286,7 +297,7 @@ def sweep(
         knobs=knobs, optional=optional,
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
-        time_scale=time_scale, options=parse_options(option or []))
+        time_scale=time_scale, options=parse_options(option or []), noise=make_noise(noise, noise_tails, noise_drift))
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -313,6 +324,9 @@ def tune(
     repeats: int = RepeatsOpt,
     timeout: Optional[str] = TimeoutOpt,
     seed: int = SeedOpt,
+    noise: Optional[float] = NoiseOpt,
+    noise_tails: bool = NoiseTailsOpt,
+    noise_drift: bool = NoiseDriftOpt,
     out: Optional[Path] = OutOpt,
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
@@ -323,7 +337,7 @@ def tune(
     The best config is recommended from repeated measurements (the model's
     estimate for bo/thompson), never from one lucky reading. With --apply it is
     held afterwards; otherwise the board is restored."""
-    from tuner.cli.searching import (make_knobs, make_objective, make_policy, render_summary,
+    from tuner.cli.searching import (make_knobs, make_noise, make_objective, make_policy, render_summary,
                                      run_search_command)
 
     knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
@@ -332,7 +346,8 @@ def tune(
         knobs=knobs, optional=optional,
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
-        plots=False, time_scale=time_scale, options=parse_options(option or []))
+        plots=False, time_scale=time_scale, options=parse_options(option or []),
+        noise=make_noise(noise, noise_tails, noise_drift))
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -362,6 +377,9 @@ def compare(
     inferences: int = InferencesOpt,
     repeats: int = RepeatsOpt,
     seed: int = SeedOpt,
+    noise: Optional[float] = NoiseOpt,
+    noise_tails: bool = NoiseTailsOpt,
+    noise_drift: bool = NoiseDriftOpt,
     out: Optional[Path] = OutOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the bar chart and residency histograms."),
     time_scale: float = TimeScaleOpt,
@@ -376,13 +394,13 @@ def compare(
     first. Writes compare.json, compare.png and residency.png to the run
     directory; the board is restored afterwards."""
     from tuner.cli.comparing import render_compare, run_compare_command
-    from tuner.cli.searching import make_policy
+    from tuner.cli.searching import make_noise, make_policy
 
     doc = run_compare_command(board=board, root=root, workload=workload, governors=governors, tuned_dir=tuned,
                               config_text=config, rate=rate, online=online, batch_size=batch_size,
                               strategy=strategy, budget=budget, policy=make_policy(inferences, repeats, None, None),
                               out=out, seed=seed, plots=plots, time_scale=time_scale,
-                              options=parse_options(option or []))
+                              options=parse_options(option or []), noise=make_noise(noise, noise_tails, noise_drift))
     emit_json(doc) if as_json else render_compare(doc)
 
 
@@ -403,6 +421,9 @@ def bench(
     objective: str = ObjectiveOpt,
     latency_slo: Optional[str] = SloOpt,
     repeats: int = RepeatsOpt,
+    noise: Optional[float] = NoiseOpt,
+    noise_tails: bool = NoiseTailsOpt,
+    noise_drift: bool = NoiseDriftOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Compare strategies on one surface over many seeds, against the true optimum of the full sweep.
@@ -413,7 +434,7 @@ def bench(
     replay:RUN_DIR the space is every knob the recording varies (a sweep's,
     or measurements brought in with `edgetune import`)."""
     from tuner.bench import BenchSpec, run_bench
-    from tuner.cli.searching import Progress, make_knobs, make_objective, make_policy, render_bench
+    from tuner.cli.searching import Progress, make_knobs, make_noise, make_objective, make_policy, render_bench
     from tuner.units import parse_list
 
     if not (board.startswith("sim:") or board.startswith("replay:")):
@@ -428,7 +449,7 @@ def bench(
     knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
     spec = BenchSpec(board, workload, knobs, tuple(names), seeds, budget, horizon,
                      make_objective(objective, latency_slo, None, None), make_policy(3200, repeats, None, None),
-                     optional)
+                     optional, make_noise(noise, noise_tails, noise_drift))
     with Progress("bench", len(names) * seeds) as bar:
         doc = run_bench(spec, progress=lambda name, seed, total: bar.advance(description=f"bench {name}"))
     emit_json(doc) if as_json else render_bench(doc)

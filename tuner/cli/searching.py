@@ -96,11 +96,22 @@ class Progress:
         self._bar.stop()
 
 
+def make_noise(sigma: float | None, tails: bool, drift: bool) -> Any:
+    """``--noise SIGMA [--noise-tails] [--noise-drift]`` as a :class:`tuner.sim.board.Noise`, or None (the default)."""
+    if sigma is None:
+        if tails or drift:
+            raise ConfigError("--noise-tails and --noise-drift go with --noise SIGMA (e.g. --noise 0.05)")
+        return None
+    from tuner.sim.board import Noise
+
+    return Noise.field(sigma, tails=tails, drift=drift)
+
+
 def run_search_command(*, kind: str, strategy: str, budget: str | None, board: str, root: Path, workload: str,
                        knobs: dict[str, tuple | None], objective: Objective, policy: RunPolicy, out: Path | None,
                        seed: int, apply_best: bool = False, plots: bool = True,
                        time_scale: float = 1.0, options: dict[str, Any] | None = None,
-                       optional: tuple[str, ...] = ()) -> dict[str, Any]:
+                       optional: tuple[str, ...] = (), noise: Any = None) -> dict[str, Any]:
     """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document.
 
     ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`)."""
@@ -112,9 +123,11 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
 
     strategy_class(strategy)  # an unknown name fails before anything is opened
     spec = {"strategy": strategy, "seed": seed, "objective": objective.to_dict(), **({"options": options}
-                                                                                     if options else {})}
+                                                                                     if options else {}),
+            **({"noise": noise.describe()} if noise is not None else {})}
     with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
-                      seed=seed, spec=spec, time_scale=time_scale, options=options, optional=optional) as session:
+                      seed=seed, spec=spec, time_scale=time_scale, options=options, optional=optional,
+                      noise=noise) as session:
         space = session.space
         check_recorded(session.board, objective)
         n = parse_budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
@@ -142,6 +155,8 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                             space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
                             references={b: t for b, t in per_batch_ref.items() if b is not None})
         summary["space"] = space_doc(space, session.not_searched)
+        if hasattr(session.board, "noise"):  # an analytic simulated board: say what noise its numbers carry
+            summary["noise"] = session.board.noise.describe()
         if not has_reference:
             summary["space"]["no_reference"] = "the recording holds no DVFS reference: no saving is quoted"
         summary["run_dir"] = str(session.out_dir)
