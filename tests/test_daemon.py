@@ -56,6 +56,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("[board]\nspec = 'auto'\n", "workloads: Field required"),
     ("[[workloads]]\nname = 'alexnet'\n[search]\nrepeats = 5\nmax_repeats = 2\n", "search: max_repeats (2)"),
     ("[[workloads]]\nname = 'a'\n[search]\nworkload_knobs = { batch_size = [8] }\n", "own key (cpu_freqs"),
+    ("[[workloads]]\nname = 'a'\n[watch]\non_external_change = 'fight'\n",
+     "watch.on_external_change: unknown action 'fight'; choose from yield, reassert"),
 ])
 def test_a_bad_config_is_one_line_naming_the_file_and_the_key(tmp_path, text, expected):
     path = _write(tmp_path, text)
@@ -286,8 +288,9 @@ name = "alexnet"
 def _start(cfg: Path, notify: NotifyListener, log: Path) -> subprocess.Popen:
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000",
            "WATCHDOG_PID": "", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tuner.cli.entry", "daemon", "--config", str(cfg)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), cwd=REPO)
+    with open(log, "ab") as err:  # the child keeps its own copy
+        return subprocess.Popen([sys.executable, "-m", "tuner.cli.entry", "daemon", "--config", str(cfg)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
 
 
 def _cli_status(sock: Path) -> dict:

@@ -9,24 +9,66 @@ Writes mimic what the kernel's kernfs does for a file without write
 permission: it refuses even for root (``-EACCES``), unlike an ordinary file.
 We check the mode bits ourselves so that the same refusal happens on an
 emulated tree, where root could otherwise write anything.
+
+Other programs write the same files (``jetson_clocks``, ``nvpmodel``, jtop,
+DESIGN §4). :class:`Sysfs` remembers what this process last wrote to each file
+(:attr:`Sysfs.written`), so that :meth:`Sysfs.external_changes` can tell a
+value it did not write; with :attr:`Sysfs.check_before_write` (the daemon sets
+it) :func:`apply_plan` refuses to write over such a value, raising
+:class:`ExternalChangeError` before anything is written; and a journal
+restore never writes an original back over another program's later write.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from tuner.errors import HardwareError
-from tuner.journal import Journal, default_journal_path
+from tuner.journal import Journal, RestoreReport, default_journal_path, same_value
+
+log = logging.getLogger("edgetune.sysfs")
+
+
+@dataclass(frozen=True)
+class ExternalChange:
+    """A knob file that no longer holds what this process last wrote to it."""
+
+    path: str
+    found: str
+    written: str
+
+    def __str__(self) -> str:
+        return f"{self.path} reads {self.found}, not the {self.written} edgetune wrote"
+
+    def to_dict(self) -> Dict[str, str]:
+        return {"path": self.path, "found": self.found, "written": self.written}
+
+
+class ExternalChangeError(HardwareError):
+    """Another program changed knob files edgetune holds; nothing was written over them."""
+
+    def __init__(self, changes: List[ExternalChange]) -> None:
+        self.changes = list(changes)
+        super().__init__("another program changed what edgetune wrote: " + "; ".join(str(c) for c in changes))
 
 
 class Sysfs:
     def __init__(self, root: str | os.PathLike[str] = "/", journal: Journal | None = None) -> None:
         self.root = Path(root)
         self.journal = journal if journal is not None else Journal(default_journal_path(self.root))
+        #: device path -> the value this process last wrote there and read back (journalled writes only);
+        #: a path leaves it when it is restored or :meth:`forget` is called
+        self.written: Dict[str, str] = {}
+        #: refuse (in :func:`apply_plan`) to write over a value another program wrote after us
+        self.check_before_write = False
+        #: what the last :meth:`restore_journal` did (restored, skipped, failed)
+        self.last_restore = RestoreReport()
 
     @property
     def emulated(self) -> bool:
@@ -87,6 +129,11 @@ class Sysfs:
         Raises :class:`HardwareError` with one line when the file is missing,
         has no write permission, the kernel refuses the value, or the read-back
         differs. Nothing is written when a precondition fails.
+
+        A journalled write first records the value it is about to write (fsynced
+        with the original), then, once read back, the value the file holds: the
+        journal always knows what edgetune may have left in the file, so that a
+        restore can tell another program's later write from ours.
         """
         dev_path = os.fspath(dev_path)
         path = self.path(dev_path)
@@ -96,7 +143,7 @@ class Sysfs:
         if not self.writable(dev_path):
             raise HardwareError(f"cannot write {dev_path}: the file is read-only")
         if journal:
-            self.journal.record(dev_path, self.read(dev_path))
+            self.journal.record(dev_path, self.read(dev_path), writing=text)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
             try:
@@ -105,14 +152,54 @@ class Sysfs:
                 os.close(fd)
         except OSError as exc:
             raise HardwareError(f"kernel refused {text} for {dev_path}: {exc.strerror or exc}") from None
+        back = text
         if verify:
             back = self.read(dev_path)
             if back != text and not _same_number(back, text):
                 raise HardwareError(f"wrote {text} to {dev_path} but it reads back {back!r}")
+        if journal:
+            self.journal.wrote(dev_path, back)
+            self.written[dev_path] = back
+
+    def external_changes(self, paths: Optional[Iterable[str]] = None) -> List[ExternalChange]:
+        """Files this process wrote (all, or those in ``paths``) that now hold another value.
+
+        Numbers compare as numbers. Only files edgetune wrote are looked at:
+        derived files (``cur_freq``) move on their own. A file that cannot be
+        read is not evidence of another writer and is left to the next write,
+        which reports it.
+        """
+        changes = []
+        for path in list(self.written) if paths is None else paths:
+            mine = self.written.get(path)
+            if mine is None:
+                continue
+            found = self.try_read(path)
+            if found is not None and not same_value(found, mine):
+                changes.append(ExternalChange(path, found, mine))
+        return changes
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Stop treating these files as ours until we write them again (another program's value is accepted)."""
+        for path in paths:
+            self.written.pop(path, None)
 
     def restore_journal(self, only: set[str] | None = None) -> list[str]:
-        """Undo journalled writes (all, or those under ``only``); returns failures."""
-        return self.journal.restore(lambda rel, val: self.write(rel, val, journal=False), only)
+        """Undo journalled writes (all, or those under ``only``); returns failures.
+
+        A file another program changed after edgetune's last write keeps that
+        program's value: it is logged, dropped from the journal and listed in
+        :attr:`last_restore` ``.skipped``.
+        """
+        report = self.journal.restore_report(lambda rel, val: self.write(rel, val, journal=False), only,
+                                             read=self.try_read)
+        for path in report.restored:
+            self.written.pop(path, None)
+        for skipped in report.skipped:
+            self.written.pop(skipped.path, None)
+            log.warning("not restoring %s", skipped)
+        self.last_restore = report
+        return report.failures
 
 
 class AttrReader:
@@ -183,18 +270,42 @@ def plan_min_max(fs: Sysfs, min_path: str, max_path: str, lo: int, hi: int) -> l
     return [(min_path, str(lo)), (max_path, str(hi))]
 
 
+def _needed(written: Dict[str, str], writes: List[Write]) -> List[Write]:
+    """The writes that change something, given that every file in ``written`` holds its value."""
+    holds = dict(written)
+    needed = []
+    for path, value in writes:
+        if path in holds and same_value(holds[path], value):
+            continue
+        holds[path] = value
+        needed.append((path, value))
+    return needed
+
+
 def apply_plan(fs: Sysfs, writes: list[Write]) -> None:
     """Execute writes all-or-nothing (as far as hardware allows).
 
     Every target is checked to exist and be writable before the first write,
     so bad input changes nothing. If the kernel refuses a write midway, the
     writes already done are undone before the error propagates.
+
+    With ``fs.check_before_write`` (the daemon), a target another program
+    changed since this process wrote it raises :class:`ExternalChangeError`,
+    also before the first write: edgetune never silently writes over another
+    program's setting. A write of the value the file already holds from this
+    process is then skipped, so re-applying a held config writes nothing and
+    leaves no gap between reading a file back and writing it again.
     """
     for path, _ in writes:
         if not fs.path(path).is_file():
             raise HardwareError(f"cannot write {path}: no such file")
         if not fs.writable(path):
             raise HardwareError(f"cannot write {path}: the file is read-only")
+    if fs.check_before_write:
+        changes = fs.external_changes(dict.fromkeys(path for path, _ in writes))
+        if changes:
+            raise ExternalChangeError(changes)
+        writes = _needed(fs.written, writes)
     before: dict[str, str] = {}
     for path, _ in writes:
         before.setdefault(path, fs.read(path))

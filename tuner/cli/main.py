@@ -635,7 +635,9 @@ def run(
 def restore(root: Path = RootOpt) -> None:
     """Write back every clock and governor value edgetune changed, from its journal.
 
-    Use after a crash or `kill -9`; the daemon does this itself when it starts."""
+    Use after a crash or `kill -9`; the daemon does this itself when it starts.
+    A file another program (jetson_clocks, nvpmodel, jtop) changed after
+    edgetune's last write keeps that program's value, and is listed."""
     from tuner.boards.factory import check_root
     from tuner.sysfs import Sysfs
 
@@ -645,10 +647,12 @@ def restore(root: Path = RootOpt) -> None:
         typer.echo(f"nothing to restore: no journal at {fs.journal.path}")
         return
     failures = fs.restore_journal()
+    report = fs.last_restore  # each file left as another program set it is logged (stderr) by the restore
     if failures:
-        raise EdgetuneError(f"restored {len(entries) - len(failures)} of {len(entries)} values; "
+        raise EdgetuneError(f"restored {len(report.restored)} of {len(entries)} values; "
                             f"still changed: {'; '.join(failures)}")
-    typer.echo(f"restored {len(entries)} values from {fs.journal.path}")
+    kept = f", {len(report.skipped)} left as another program set them" if report.skipped else ""
+    typer.echo(f"restored {len(report.restored)} values from {fs.journal.path}{kept}")
 
 
 
@@ -681,7 +685,7 @@ def daemon(
 @app.command()
 def status(socket: Path = SocketOpt, as_json: bool = JsonOpt) -> None:
     """Ask the running daemon what it is doing: per workload its state (exploring,
-    holding, paused, safe), the applied config, trials used, the best energy per
+    holding, paused, safe, overridden), the applied config, trials used, the best energy per
     inference and its saving over DVFS, current power and temperature."""
     from tuner.cli.status import show_status
 

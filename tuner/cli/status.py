@@ -50,11 +50,26 @@ def format_status(doc: dict[str, Any]) -> str:
                 best += f", {abs(saving) * 100:.1f} % {'below' if saving >= 0 else 'above'} DVFS " \
                         f"({w['dvfs_energy_per_inference_mj']:.3f} mJ)"
             lines.append(best)
+        if w.get("external_changes"):
+            lines.append("  outside:  " + _external_text(w))
         now = ([f"{w['power_w']:.2f} W"] if w.get("power_w") is not None else []) + \
             ([f"{w['throughput_ips']:.1f} inferences/s"] if w.get("throughput_ips") is not None else [])
         if now:  # a board without power sensors still shows the throughput
             lines.append(f"  now:      {', '.join(now)} (window {w['windows']})")
     return "\n".join(lines) + "\n"
+
+
+def _external_text(w: dict[str, Any]) -> str:
+    """Other programs' changes to the knob files edgetune wrote: how often, and the last one."""
+    n = w["external_changes"]
+    text = f"{n} change{'s' if n != 1 else ''} by other programs"
+    last = w.get("last_external_change") or {}
+    files = last.get("files") or []
+    if files:
+        f = files[0]
+        more = f" and {len(files) - 1} more" if len(files) > 1 else ""
+        text += f"; last: {f['path']} = {f['found']} (edgetune wrote {f['written']}){more}, {last.get('action')}"
+    return text
 
 
 def send_control(socket: Path, action: str, assignments: list[str]) -> None:

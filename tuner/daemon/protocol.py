@@ -5,7 +5,8 @@ reply line; the connection then closes. Requests::
 
     {"cmd": "status"}                         -> {"ok": true, "status": {...}}
     {"cmd": "pause"}                          stop searching and watching; keep the clocks as they are
-    {"cmd": "resume"}                         hold the best config (or search if there is none)
+    {"cmd": "resume"}                         hold the best config (or search if there is none); when
+                                              overridden, re-apply the held config and hold it again
     {"cmd": "retune"}                         search again now, warm-started from the best config
     {"cmd": "apply", "config": {knob: value}} hold this config (validated against the space) until resume/retune
     {"cmd": "restore"}                        put back the board's own settings (DVFS) and pause
@@ -14,7 +15,9 @@ Every reply has ``"ok"``; a failed request has ``"error"`` (one line). A
 command other than ``status`` is carried out by the service loop at its next
 check point (after the measurement under way), so its reply says
 ``"accepted"``. Access is the socket file's permissions (mode 0660, group
-``edgetune``): whoever can connect may use every command.
+``edgetune``): whoever can connect may use every command. ``resume``,
+``retune`` and ``apply`` take the clocks back from another program: values it
+wrote over edgetune's may then be written over (``overridden`` ends).
 
 Standard library only: ``edgetune status`` imports this and nothing heavy.
 """

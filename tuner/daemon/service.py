@@ -13,7 +13,21 @@ queue commands, so nothing touches the hardware concurrently. The loop:
    watching them (:mod:`tuner.daemon.drift`); drift or repeated constraint
    misses start a new epoch, warm-started at the held config;
 4. above the temperature limit, applies the **safe** config (lowest clocks)
-   at once and goes back when the board has cooled by the hysteresis.
+   at once and goes back when the board has cooled by the hysteresis;
+5. when another program (``jetson_clocks``, ``nvpmodel``, jtop, a user's
+   ``echo``) changes a knob file edgetune wrote, either **yields**
+   (``overridden``: writes nothing until ``control resume`` or ``retune``) or
+   reasserts the held config, as ``watch.on_external_change`` says. Without
+   this the daemon would measure under clocks it did not set, and its next
+   write would undo the other program's change without a word (DESIGN §4).
+
+States are strings (:data:`STATES`). Transitions happen in the loop's own
+methods only: :meth:`Daemon._explore` (to holding or paused),
+:meth:`Daemon._hold_window` (to exploring on drift), :meth:`Daemon._heat_check`
+(to and from safe), :meth:`Daemon._watch_knobs` (to overridden) and
+:meth:`Daemon._run_commands` (plus a reload that changes the search: a new
+epoch); :meth:`Daemon._go_back` is the one way back from safe and overridden
+to the state they interrupted.
 
 Between trials and windows (the check points) it acts on queued commands, a
 SIGHUP reload and a stop request. SIGTERM/SIGINT interrupt even a running
@@ -49,11 +63,15 @@ from tuner.errors import ConfigError, EdgetuneError, HardwareError
 from tuner.measurement import Measurement
 from tuner.runner import RunPolicy, TrialRunner
 from tuner.store import Store, run_key
+from tuner.sysfs import ExternalChange, ExternalChangeError, Sysfs
 from tuner.units import parse_duration
 
 log = logging.getLogger("edgetune.daemon")
 
-EXPLORING, HOLDING, PAUSED, SAFE = "exploring", "holding", "paused", "safe"
+EXPLORING, HOLDING, PAUSED, SAFE, OVERRIDDEN = "exploring", "holding", "paused", "safe", "overridden"
+STATES = (EXPLORING, HOLDING, PAUSED, SAFE, OVERRIDDEN)
+WATCHED = (EXPLORING, HOLDING, SAFE)  # states in which edgetune writes knobs, so reads them back
+YIELD, REASSERT = "yield", "reassert"  # watch.on_external_change
 STORE_NAME = "edgetune.sqlite"
 MAX_BACKOFF_S = 30.0
 ANALYTIC_WINDOW_CAP_S = 5.0  # an analytic board's window "takes" its simulated time, at most this long
@@ -79,9 +97,11 @@ class WorkloadState:
     manual: bool = False
     searches: int = 0
     trials_used: int = 0
-    resume_state: str = HOLDING  # where SAFE goes back to
+    resume_state: str = HOLDING  # where SAFE and OVERRIDDEN go back to
     windows: int = 0
     last_window: dict[str, Any] = field(default_factory=dict)
+    external_changes: int = 0  # times another program was found to have changed knob files edgetune wrote
+    last_external: dict[str, Any] | None = None  # the last such finding: when, which files, what was done
 
     def to_store(self, spec_key: str) -> dict[str, Any]:
         state = self.resume_state if self.state == SAFE else self.state
@@ -89,15 +109,20 @@ class WorkloadState:
                 "best": self.best.to_dict() if self.best else None, "best_epi_j": self.best_epi_j,
                 "best_repeats": self.best_repeats, "dvfs_epi_j": self.dvfs_epi_j,
                 "applied": self.applied.to_dict() if self.applied else None, "manual": self.manual,
-                "searches": self.searches}
+                "searches": self.searches, "resume_state": self.resume_state,
+                "external_changes": self.external_changes, "last_external": self.last_external}
 
     @classmethod
     def from_store(cls, name: str, doc: dict[str, Any]) -> WorkloadState:
-        ws = cls(name, state=doc["state"], epoch=int(doc["epoch"]), reason="resumed after a restart",
+        # overridden survives a restart: the other program's setting stands until someone says resume
+        reason = doc.get("reason", "") if doc["state"] == OVERRIDDEN else "resumed after a restart"
+        ws = cls(name, state=doc["state"], epoch=int(doc["epoch"]), reason=reason,
                  best=Config(doc["best"]) if doc.get("best") else None, best_epi_j=doc.get("best_epi_j"),
                  best_repeats=int(doc.get("best_repeats") or 0), dvfs_epi_j=doc.get("dvfs_epi_j"),
                  applied=Config(doc["applied"]) if doc.get("applied") else None,
-                 manual=bool(doc.get("manual")), searches=int(doc.get("searches") or 0))
+                 manual=bool(doc.get("manual")), searches=int(doc.get("searches") or 0),
+                 resume_state=doc.get("resume_state") or HOLDING,
+                 external_changes=int(doc.get("external_changes") or 0), last_external=doc.get("last_external"))
         if ws.state == HOLDING and ws.applied is None:
             ws.state = EXPLORING if ws.best is None else HOLDING
             ws.applied = ws.best
@@ -123,6 +148,7 @@ class Daemon:
         self._backoff = 1.0
         self._old_handlers: dict[int, Any] = {}
         self.board: Any = None
+        self.fs: Sysfs | None = None  # the board's knob files, where it has them (not analytic or NVML boards)
         self.runner: TrialRunner | None = None
         self.space: Any = None
         self.store: Store | None = None
@@ -169,13 +195,19 @@ class Daemon:
         self.control = ControlServer(s.daemon.socket, self._handle, mode=int(s.daemon.socket_mode, 8),
                                      group=s.daemon.socket_group).start()
         self.board = open_board(s.board.spec, s.board.root, seed=s.search.seed)
-        fs = getattr(self.board, "fs", None)
-        self.restored_at_start = len(fs.journal.entries()) if fs is not None else 0
+        fs = self.fs = getattr(self.board, "fs", None)
+        journalled = len(fs.journal.entries()) if fs is not None else 0
         failures = self.board.restore()  # what a crashed or killed run left changed
         if failures:
             raise HardwareError(f"cannot restore what an earlier run left changed: {'; '.join(failures)}")
+        skipped = len(fs.last_restore.skipped) if fs is not None else 0
+        self.restored_at_start = journalled - skipped
         if self.restored_at_start:
             log.warning("restored %d setting(s) an earlier run left changed", self.restored_at_start)
+        if skipped:
+            log.warning("left %d setting(s) as another program set them after the earlier run", skipped)
+        if fs is not None:
+            fs.check_before_write = True  # never write over another program's value unnoticed
         info = self.board.info
         self.board_name = info.profile or info.kind
         if isinstance(self.board, AnalyticBoard):
@@ -254,6 +286,7 @@ class Daemon:
                 self._run_commands()
                 if self._reload.is_set():
                     self._reload_settings()
+                self._watch_knobs()
                 if self._heat_check():
                     continue
                 if self.ws.state == EXPLORING:
@@ -265,6 +298,8 @@ class Daemon:
                 self._backoff = 1.0
             except _Preempted:
                 continue
+            except ExternalChangeError:  # an apply found another program's value and wrote nothing:
+                continue  # the read-back at the top of the next turn acts on it
             except (HardwareError, OSError) as exc:  # a refused knob write, a sensor that stopped answering
                 self.errors["knob" if isinstance(exc, HardwareError) else "sensor"] += 1
                 log.error("%s (retrying in %.0f s)", exc, self._backoff)
@@ -304,7 +339,7 @@ class Daemon:
         if result.best is None or result.best_trial is None:
             ws.state, ws.reason = PAUSED, "no feasible config found; the board's own settings are back"
             ws.applied = None
-            self.board.restore()
+            self._restore()
             log.error("%s: %s", ws.name, ws.reason)
         else:
             m = result.best_trial.measurement
@@ -318,6 +353,14 @@ class Daemon:
         self._publish()
 
     def _hold_window(self) -> None:
+        """Measure one window of the held config and watch it.
+
+        The runner applies the held config again at the start of the window.
+        With ``check_before_write`` that apply writes nothing while every file
+        still holds edgetune's value, and refuses to write over another
+        program's, so the clocks measured are the ones :meth:`_watch_knobs`
+        read back just before.
+        """
         ws = self.ws
         assert ws is not None and ws.applied is not None and self.runner is not None
         self.runner.policy = self._hold_policy()
@@ -356,6 +399,75 @@ class Daemon:
         ws.state, ws.reason, ws.manual = EXPLORING, reason, False
         self._save_state()
 
+    def _go_back(self, reason: str) -> None:
+        """Leave safe or overridden for the state they interrupted, re-applying a held config."""
+        ws = self.ws
+        assert ws is not None
+        ws.state, ws.reason = ws.resume_state, reason
+        if ws.state == HOLDING:
+            config = ws.applied or ws.best
+            if config is None:
+                ws.state = EXPLORING
+            else:
+                self._hold(config, manual=ws.manual and ws.applied is not None, reason=reason)
+
+    def _watch_knobs(self) -> None:
+        """Read back every knob file edgetune wrote; act on a value another program wrote there.
+
+        Runs at every turn of the loop in the states that write knobs: before
+        each hold window, every second while safe, and after an apply refused
+        to write over another program's value (how a change during a search is
+        noticed: at the next trial's apply). Only files edgetune wrote are
+        read (``Sysfs.written``, the values it read back after writing), so
+        the kernel's derived files (``cur_freq``) never count. ``yield`` makes
+        the state overridden and writes nothing; ``reassert`` logs, counts and
+        applies the held config again (the changed files are forgotten first,
+        or the apply would refuse them).
+        """
+        ws = self.ws
+        assert ws is not None
+        if self.fs is None or ws.state not in WATCHED:
+            return
+        changes = self.fs.external_changes()
+        if not changes:
+            return
+        action = self.settings.watch.on_external_change
+        what = _describe(changes)
+        ws.external_changes += 1
+        ws.last_external = {"at": round(time.time(), 3), "files": [c.to_dict() for c in changes],
+                            "action": "reasserted" if action == REASSERT else "yielded"}
+        if action == REASSERT:
+            log.warning("%s: %s; re-applying the %s config", ws.name, what, "safe" if ws.state == SAFE else "held")
+            self.fs.forget(c.path for c in changes)
+            if ws.state == HOLDING and ws.applied is not None:
+                self._hold(ws.applied, manual=ws.manual, reason=ws.reason)
+            elif ws.state == SAFE:
+                self.board.apply(self._safe_config())
+            # exploring: the search's next trial applies its own config
+        else:
+            if ws.state != SAFE:  # safe already remembers the state it interrupted
+                ws.resume_state = ws.state
+            ws.state = OVERRIDDEN
+            ws.reason = f"{what}; edgetune writes nothing until `edgetune control resume` or `retune`"
+            log.warning("%s: %s", ws.name, ws.reason)
+        self._save_state()
+        self._publish()
+
+    def _adopt(self) -> None:
+        """A command takes the clocks back: the values other programs wrote may now be written over."""
+        if self.fs is None:
+            return
+        changes = self.fs.external_changes()
+        if changes:
+            log.info("taking back by request: %s", "; ".join(str(c) for c in changes))
+            self.fs.forget(c.path for c in changes)
+
+    def _restore(self) -> tuple[list[str], list[str]]:
+        """The board's own settings back: (failures, files left as another program set them)."""
+        failures = self.board.restore()
+        skipped = [s.path for s in self.fs.last_restore.skipped] if self.fs is not None else []
+        return failures, skipped
+
     def _run_commands(self) -> None:
         ws = self.ws
         assert ws is not None
@@ -372,20 +484,28 @@ class Daemon:
                 else:
                     ws.resume_state = PAUSED
             elif cmd == "resume":
-                if ws.best is not None:
+                self._adopt()
+                if ws.state == OVERRIDDEN and ws.resume_state in (HOLDING, EXPLORING):
+                    self._go_back("resumed by request")
+                elif ws.best is not None:
                     self._hold(ws.best, manual=False, reason="resumed by request")
                 else:
                     ws.state, ws.reason = EXPLORING, "resumed by request"
             elif cmd == "retune":
+                self._adopt()
                 self._start_search("retune requested")
             elif cmd == "apply":
+                self._adopt()
                 self._hold(req["_config"], manual=True, reason="applied by request")
             elif cmd == "restore":
-                failures = self.board.restore()
+                failures, skipped = self._restore()
                 if failures:
                     self.errors["knob"] += 1
                     log.error("restore: %s", "; ".join(failures))
-                ws.state, ws.applied, ws.manual, ws.reason = PAUSED, None, False, "board settings restored by request"
+                reason = "board settings restored by request"
+                if skipped:
+                    reason += f"; left {len(skipped)} file(s) as another program set them: {', '.join(skipped)}"
+                ws.state, ws.applied, ws.manual, ws.reason = PAUSED, None, False, reason
             self._save_state()
             self._publish()
 
@@ -394,7 +514,8 @@ class Daemon:
         ws, w = self.ws, self.settings.watch
         assert ws is not None
         temp = self._temperature()
-        if temp is not None and temp > w.temp_limit_c and ws.state != SAFE:
+        if temp is not None and temp > w.temp_limit_c and ws.state not in (SAFE, OVERRIDDEN):
+            # overridden: another program owns the clocks now, and the kernel's own thermal limits still apply
             ws.resume_state = ws.state
             ws.state, ws.reason = SAFE, f"{temp:.1f} °C is above the {w.temp_limit_c:g} °C limit"
             log.warning("%s: applying the safe config", ws.reason)
@@ -402,9 +523,7 @@ class Daemon:
             self._publish()
         elif ws.state == SAFE and (temp is None or temp <= w.temp_limit_c - w.temp_hysteresis_c):
             log.info("cooled to %s; back to %s", "n/a" if temp is None else f"{temp:.1f} °C", ws.resume_state)
-            ws.state, ws.reason = ws.resume_state, "cooled down"
-            if ws.state == HOLDING and ws.applied is not None:
-                self._hold(ws.applied, manual=ws.manual, reason="cooled down")
+            self._go_back("cooled down")
             self._publish()
         if ws.state == SAFE:
             self._wait(1.0)
@@ -566,6 +685,8 @@ class Daemon:
                 "trials_used": ws.trials_used, "searches": ws.searches, "windows": ws.windows,
                 "power_w": ws.last_window.get("power_w"), "throughput_ips": ws.last_window.get("throughput_ips"),
                 "last_window": ws.last_window,
+                "on_external_change": self.settings.watch.on_external_change,
+                "external_changes": ws.external_changes, "last_external_change": ws.last_external,
             })
         info = self.board.info if self.board is not None else None
         doc = {
@@ -643,6 +764,13 @@ class Daemon:
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
         self._old_handlers.clear()
+
+
+def _describe(changes: list[ExternalChange]) -> str:
+    """One line naming the first changed file, its value and edgetune's (reason and log)."""
+    c = changes[0]
+    more = f" and changed {len(changes) - 1} more file(s)" if len(changes) > 1 else ""
+    return f"another program wrote {c.found} to {c.path} (edgetune had written {c.written}){more}"
 
 
 def _mj(joules: float | None) -> float | None:

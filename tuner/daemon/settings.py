@@ -26,6 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - 3.10
     import tomli as tomllib
 
+EXTERNAL_CHANGE_ACTIONS = ("yield", "reassert")
 
 
 def _check(parse: Any, *args: Any) -> None:
@@ -155,6 +156,16 @@ class WatchSettings(_Section):
     slo_windows: int = Field(3, ge=1)  # consecutive windows missing a constraint before a re-search
     temp_limit_c: float = Field(85.0, gt=0)  # above it: the safe config, at once
     temp_hysteresis_c: float = Field(5.0, ge=0)
+    # another program (jetson_clocks, nvpmodel, jtop, echo) changed a knob edgetune holds:
+    # "yield" = stop writing until `edgetune control resume`/`retune`; "reassert" = log, count, re-apply
+    on_external_change: str = "yield"
+
+    @field_validator("on_external_change")
+    @classmethod
+    def _on_external_change(cls, v: str) -> str:
+        if v not in EXTERNAL_CHANGE_ACTIONS:
+            raise ValueError(f"unknown action {v!r}; choose from {', '.join(EXTERNAL_CHANGE_ACTIONS)}")
+        return v
 
 
 class WorkloadSettings(_Section):
