@@ -314,3 +314,15 @@ def test_an_unparseable_conf_is_no_power_mode(nano):
     board = JetsonBoard(Sysfs(nano))
     assert board.power_mode() is None
     assert len(board.knobs()[0].values) == 15
+
+
+def test_tune_says_which_power_mode_narrowed_its_space(make_tree):
+    root = make_tree("jetson-orin-nx")  # boots in 15W: CPU <= 1651.2 MHz, GPU <= 612 MHz
+    res = subprocess.run([*CLI, "tune", "--root", str(root), "--board", "jetson", "--workload", "resnet18",
+                          "--budget", "1", "--inferences", "16", "--repeats", "1", "--batch-sizes", "8",
+                          "--sim-time-scale", "50", "--out", str(root / "run"), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    space = json.loads(res.stdout)["space"]
+    assert "power mode 2 (15W)" in space["power_mode"] and "power mode 2 (15W)" in space["note"]
+    assert space["knobs"]["gpu_freq_hz"] == 4 and space["knobs"]["cpu_freq_khz"] == 21

@@ -154,13 +154,18 @@ def plan_space(runner: TrialRunner, knobs: dict[str, tuple | None],
     return space, not_searched
 
 
-def space_doc(space: Space, not_searched: dict[str, str] | None = None) -> dict[str, object]:
-    """The space as ``--json`` shows it: knobs and their number of values, size, and what is
-    not searched and why."""
+def space_doc(space: Space, not_searched: dict[str, str] | None = None, board: object = None) -> dict[str, object]:
+    """The space as ``--json`` shows it: knobs and their number of values, size, what is
+    not searched and why, and (a Jetson board) which power mode narrowed the clocks."""
     doc: dict[str, object] = {"knobs": {k.name: len(k) for k in space.knobs}, "size": len(space),
                               "not_searched": dict(not_searched or {})}
-    if not_searched:
-        doc["note"] = "; ".join(f"{k} is not searched: {v}" for k, v in not_searched.items())
+    notes = [f"{k} is not searched: {v}" for k, v in (not_searched or {}).items()]
+    mode_note = getattr(board, "space_note", lambda: None)()
+    if mode_note:
+        doc["power_mode"] = mode_note
+        notes.append(mode_note)
+    if notes:
+        doc["note"] = "; ".join(notes)
     return doc
 
 

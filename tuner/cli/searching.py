@@ -154,7 +154,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                             simulated=bool(session.board.info.simulated), objective=objective,
                             space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
                             references={b: t for b, t in per_batch_ref.items() if b is not None})
-        summary["space"] = space_doc(space, session.not_searched)
+        summary["space"] = space_doc(space, session.not_searched, session.board)
         if hasattr(session.board, "noise"):  # an analytic simulated board: say what noise its numbers carry
             summary["noise"] = session.board.noise.describe()
         if not has_reference:
@@ -223,6 +223,8 @@ def space_lines(space: dict[str, Any] | None) -> list[str]:
     lines = [f"space: {knobs} = {space.get('size')} configs"]
     for name, why in (space.get("not_searched") or {}).items():
         lines.append(f"not searched: {name}: {why}")
+    if space.get("power_mode"):
+        lines.append(space["power_mode"])
     if space.get("no_reference"):
         lines.append(space["no_reference"])
     return lines

@@ -53,7 +53,7 @@ from typing import Any
 
 from tuner import __version__
 from tuner.boards.thermal import hottest
-from tuner.config import CPU_FREQ, GPU_FREQ, Config, Knob
+from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config, Knob
 from tuner.daemon.control import ControlServer
 from tuner.daemon.drift import DriftWatch
 from tuner.daemon.notify import Notifier
@@ -223,14 +223,21 @@ class Daemon:
 
     def _open_workload(self) -> None:
         """The workload, its runner and space, and its state (resumed from the store if the settings match)."""
-        from tuner.search import build_space
+        from tuner.search import plan_space, space_doc
         from tuner.session import open_workload
 
         s = self.settings
         wl = s.workloads[0]
         workload = open_workload(wl.name, self.board, time_scale=s.board.time_scale, options=wl.options)
         self.runner = TrialRunner(self.board, workload, self._explore_policy())
-        self.space = build_space(self.runner, s.search.knobs())
+        knobs = s.search.knobs()
+        # the clocks and batch are searched where the board and workload offer them (unless the
+        # settings name their values): a board without cpufreq is tuned without the CPU, and says so
+        defaults = tuple(k for k in (CPU_FREQ, GPU_FREQ, BATCH_SIZE) if knobs.get(k) is None)
+        self.space, not_searched = plan_space(self.runner, knobs, defaults)
+        note = space_doc(self.space, not_searched, self.board).get("note")
+        if note:
+            log.info("search space: %s", note)
         self.objective = s.objective.objective()
         if wl.rate and self.objective.kind == "energy":
             # a rate-driven workload does fixed work per second: energy per inference is average power
