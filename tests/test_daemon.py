@@ -168,6 +168,11 @@ def test_commands_pause_resume_apply_retune_restore_and_reload(tmp_path):
     try:
         held = _until(lambda: _workload(sock).get("state") == "holding" and _workload(sock), what="holding")
         assert held["saving_vs_dvfs"] > 0.05 and held["applied"] != {**held["applied"], **NANO_MAX}
+        # what the search cost: the DVFS reference and every trial, and when the saving repays it
+        assert held["exploration"]["trials"] == held["trials_used"] + 1
+        assert held["exploration"]["repeats"] >= held["exploration"]["trials"]
+        assert held["exploration"]["time_s"] > 0 and held["exploration"]["energy_j"] > 0
+        assert held["payback_s"] is not None and held["payback_s"] >= 0
         doc = _status(sock)
         assert doc["simulated"] is True and doc["board"]["name"] == "sim:jetson-nano"
 

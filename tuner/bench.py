@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 
 from tuner.boards.factory import open_board
+from tuner.config import Config
+from tuner.cost import Exploration, exploration, payback_s
 from tuner.errors import ConfigError
 from tuner.objective import Objective
-from tuner.runner import RunPolicy, TrialRunner
+from tuner.runner import RunPolicy, Trial, TrialRunner
 from tuner.search import (Step, can_measure, check_recorded, measure_reference, plan_space, reference_config, search,
                           space_doc)
 from tuner.strategies import make_strategy
@@ -95,10 +97,22 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
     optimum_config = min(truth, key=truth.__getitem__)
     budget = max(1, math.ceil(spec.budget_fraction * size))
     horizon = max(budget, math.ceil(spec.horizon_fraction * size))
+    # the held config's payback is judged on the noiseless surface, against noiseless DVFS
+    dvfs_config = reference_config(runner, space)
+    dvfs_truth = board.expected(spec.workload, dvfs_config, spec.policy.inferences) \
+        if can_measure(runner, dvfs_config) else None
+
+    def _cost_at(spent: list[Trial], best: Config | None) -> tuple[Exploration, float | None]:
+        """What the search spent up to now, and when its recommendation repays it (noiseless)."""
+        explored = exploration(spent)
+        held = board.expected(spec.workload, best, spec.policy.inferences) if best is not None else None
+        return explored, payback_s(explored, held, dvfs_truth)
+
     rows = []
     for name in spec.strategies:
         hits: list[float] = []
         regrets: list[float] = []
+        costs: list[tuple[Exploration, float | None]] = []
         trials_used: list[int] = []
         repeats: list[float] = []
         started = time.monotonic()
@@ -110,18 +124,22 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
             if objective.needs_reference:
                 reference = measure_reference(seeded_runner, space, None)
             strategy = make_strategy(name, space, seed=seed)
-            state = {"hit": math.inf, "regret": math.inf}
+            state: dict[str, Any] = {"hit": math.inf, "regret": math.inf, "cost": None}
+            spent: list[Trial] = [reference] if reference is not None else []
 
-            def judge(step: Step, strategy=strategy, state=state) -> None:
+            def judge(step: Step, strategy=strategy, state=state, spent=spent) -> None:
                 n = step.index + 1
                 if n > budget and math.isfinite(state["hit"]):
                     return
+                if n <= budget:
+                    spent.append(step.trial)
                 best = strategy.best()
                 cost = truth.get(best, math.inf) if best is not None else math.inf
                 if math.isinf(state["hit"]) and cost <= optimum * (1 + TARGET):
                     state["hit"] = n / size
                 if n == budget:
                     state["regret"] = cost / optimum - 1
+                    state["cost"] = _cost_at(spent, best)
 
             def keep_going(step: Step, state=state) -> None:
                 if step.index + 1 >= budget and math.isfinite(state["hit"]):
@@ -138,6 +156,8 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
             if math.isinf(state["regret"]):  # the strategy stopped before the budget (e.g. a finished sweep)
                 best = strategy.best()
                 state["regret"] = (truth.get(best, math.inf) / optimum - 1) if best is not None else math.inf
+                state["cost"] = _cost_at(spent, best)
+            costs.append(state["cost"])
             hits.append(state["hit"])
             regrets.append(state["regret"])
             trials_used.append(len(strategy.order))
@@ -150,6 +170,9 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
             "budget_fraction": spec.budget_fraction,
             "trials_at_budget": budget,
             "repeats_per_trial": round(float(np.mean(repeats)), 2),
+            "exploration_at_budget": {key: _stats([getattr(c[0], key) for c in costs])
+                                      for key in ("time_s", "energy_j")},
+            "payback_s_at_budget": _stats([math.inf if c[1] is None else c[1] for c in costs]),
             "seconds": round(time.monotonic() - started, 2),
         })
     return {

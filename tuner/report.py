@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ
+from tuner.cost import search_cost
 from tuner.objective import Objective
 from tuner.runner import Trial
 from tuner.search import SearchResult
@@ -65,6 +66,9 @@ def summarize(*, kind: str, board: str, workload: str, simulated: bool, objectiv
     per_batch = _per_batch(result, references or {})
     if len(per_batch) > 1:
         doc["per_batch"] = per_batch
+    explored, payback = search_cost(result, references)
+    doc["exploration"] = explored.to_dict()
+    doc["payback_s"] = payback
     return doc
 
 

@@ -72,3 +72,25 @@ def config_text(config: Mapping[str, object]) -> str:
         else:
             parts.append(f"{k}={v}")
     return ", ".join(parts)
+
+
+def duration_text(seconds: float | None) -> str:
+    """``4570`` -> ``1h16m``; ``95`` -> ``1m35s``; None -> ``?``."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def cost_text(exploration: Mapping[str, object] | None, payback_s: float | None) -> str | None:
+    """One line on what a search cost and when it pays back (``tuner.cost``), or None without a cost."""
+    if not exploration:
+        return None
+    e = exploration
+    energy = float(e["energy_j"])  # type: ignore[arg-type]
+    joules = f"{energy / 1000:.1f} kJ" if energy >= 1000 else f"{energy:.0f} J"
+    text = (f"exploration: {duration_text(float(e['time_s']))} measuring, {joules} "  # type: ignore[arg-type]
+            f"({e['trials']} trials, {e['repeats']} repeats); ")
+    if payback_s is None:
+        return text + "no payback (the held config saves nothing against DVFS, or there is no DVFS reference)"
+    return text + f"pays back after {duration_text(payback_s)} at the held config"

@@ -15,7 +15,7 @@ from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
 from tuner.errors import ConfigError
 from tuner.objective import Constraints, Objective
 from tuner.runner import RunPolicy
-from tuner.units import config_text, parse_duration, parse_freq, parse_list, parse_scalar
+from tuner.units import config_text, cost_text, parse_duration, parse_freq, parse_list, parse_scalar
 
 
 def make_objective(objective: str, latency_slo: str | None, min_throughput: float | None,
@@ -146,7 +146,12 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                 if can_measure(session.runner, reference_config(session.runner, space, b)):
                     per_batch_ref[b] = measure_reference(session.runner, space, session.run, b)
                 bar.advance()
-            reference = measure_reference(session.runner, space, session.run) if has_reference else None
+            # the default batch's reference was measured above (the same config): measuring it
+            # again would cost a whole trial on a board
+            default_ref = reference_config(session.runner, space)
+            reference = next((tr for tr in per_batch_ref.values() if tr.config == default_ref), None)
+            if reference is None and has_reference:
+                reference = measure_reference(session.runner, space, session.run)
             result = search(strat, session.runner, objective, n, run=session.run, reference=reference,
                             on_step=lambda step: bar.advance())
         measured_now = sum(1 for s in result.steps if not s.reused)
@@ -208,6 +213,9 @@ def render_summary(doc: dict[str, Any]) -> None:
     if doc.get("saving_vs_dvfs") is not None:
         console.print(f"saving vs DVFS: [bold]{doc['saving_vs_dvfs'] * 100:.1f} %[/] energy per inference, "
                       f"latency cost {doc['latency_cost_vs_dvfs'] * 100:+.1f} % time per inference")
+    cost = cost_text(doc.get("exploration"), doc.get("payback_s"))
+    if cost:
+        console.print(cost)
     if "applied" in doc:
         console.print(f"applied {Config(doc['applied']).to_json()}; undo with `edgetune restore`")
     console.print(f"run directory: {doc['run_dir']}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from tuner.daemon.protocol import COMMANDS, request
 from tuner.errors import EdgetuneError
-from tuner.units import config_text, parse_scalar
+from tuner.units import config_text, cost_text, duration_text, parse_scalar
 
 
 def show_status(socket: Path, as_json: bool) -> None:
@@ -30,7 +30,7 @@ def format_status(doc: dict[str, Any]) -> str:
         return f"edgetune daemon, pid {doc.get('pid')}: starting (restoring the board, opening the workload)\n"
     sim = " (simulated)" if doc.get("simulated") else ""
     temp = doc.get("temperature_c")
-    lines = [f"edgetune {doc.get('version', '?')} daemon, pid {doc.get('pid')}, up {_duration(doc.get('uptime_s'))}",
+    lines = [f"edgetune {doc.get('version', '?')} daemon, pid {doc.get('pid')}, up {duration_text(doc.get('uptime_s'))}",
              f"board: {doc['board'].get('name')}{sim}" + (f", {temp:.1f} °C" if temp is not None else "")]
     if doc.get("restored_at_start"):
         lines.append(f"restored {doc['restored_at_start']} setting(s) an earlier run left changed")
@@ -43,6 +43,9 @@ def format_status(doc: dict[str, Any]) -> str:
         if w.get("applied"):
             lines.append(f"  applied:  {config_text(w['applied'])}" + ("  [manual]" if w.get("manual") else ""))
         lines.append(f"  trials:   {w['trials_used']} in the last search, {w['searches']} search(es) done")
+        cost = cost_text(w.get("exploration"), w.get("payback_s"))
+        if cost:
+            lines.append(f"  cost:     {cost}")
         if w.get("best_energy_per_inference_mj") is not None:
             best = f"  best:     {w['best_energy_per_inference_mj']:.3f} mJ/inference ({w['best_repeats']} repeats)"
             if w.get("saving_vs_dvfs") is not None:
@@ -92,9 +95,3 @@ def _assignment(text: str) -> tuple[str, Any]:
         raise EdgetuneError(f"--set takes KNOB=VALUE, not {text!r}")
     return name.strip(), parse_scalar(value.strip())
 
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = int(seconds)
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

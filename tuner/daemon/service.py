@@ -101,6 +101,8 @@ class WorkloadState:
     windows: int = 0
     last_window: dict[str, Any] = field(default_factory=dict)
     external_changes: int = 0  # times another program was found to have changed knob files edgetune wrote
+    exploration: dict[str, Any] | None = None  # the last search's cost (tuner.cost), and when it pays back
+    payback_s: float | None = None
     last_external: dict[str, Any] | None = None  # the last such finding: when, which files, what was done
 
     def to_store(self, spec_key: str) -> dict[str, Any]:
@@ -110,7 +112,8 @@ class WorkloadState:
                 "best_repeats": self.best_repeats, "dvfs_epi_j": self.dvfs_epi_j,
                 "applied": self.applied.to_dict() if self.applied else None, "manual": self.manual,
                 "searches": self.searches, "resume_state": self.resume_state,
-                "external_changes": self.external_changes, "last_external": self.last_external}
+                "external_changes": self.external_changes, "last_external": self.last_external,
+                "exploration": self.exploration, "payback_s": self.payback_s}
 
     @classmethod
     def from_store(cls, name: str, doc: dict[str, Any]) -> WorkloadState:
@@ -122,7 +125,8 @@ class WorkloadState:
                  applied=Config(doc["applied"]) if doc.get("applied") else None,
                  manual=bool(doc.get("manual")), searches=int(doc.get("searches") or 0),
                  resume_state=doc.get("resume_state") or HOLDING,
-                 external_changes=int(doc.get("external_changes") or 0), last_external=doc.get("last_external"))
+                 external_changes=int(doc.get("external_changes") or 0), last_external=doc.get("last_external"),
+                 exploration=doc.get("exploration"), payback_s=doc.get("payback_s"))
         if ws.state == HOLDING and ws.applied is None:
             ws.state = EXPLORING if ws.best is None else HOLDING
             ws.applied = ws.best
@@ -315,6 +319,7 @@ class Daemon:
                 self._backoff = min(MAX_BACKOFF_S, self._backoff * 2)
 
     def _explore(self) -> None:
+        from tuner.cost import search_cost
         from tuner.search import measure_reference, parse_budget, search
         from tuner.strategies import make_strategy
 
@@ -343,6 +348,8 @@ class Daemon:
         result = search(strategy, self.runner, self.objective, budget, run=run, reference=reference,
                         on_step=on_step)
         ws.searches += 1
+        explored, ws.payback_s = search_cost(result)
+        ws.exploration = explored.to_dict()
         if result.best is None or result.best_trial is None:
             ws.state, ws.reason = PAUSED, "no feasible config found; the board's own settings are back"
             ws.applied = None
@@ -690,6 +697,8 @@ class Daemon:
                 "dvfs_energy_per_inference_mj": _mj(ws.dvfs_epi_j),
                 "saving_vs_dvfs": None if saving is None else round(saving, 4),
                 "trials_used": ws.trials_used, "searches": ws.searches, "windows": ws.windows,
+                "exploration": ws.exploration,
+                "payback_s": None if ws.payback_s is None else round(ws.payback_s, 1),
                 "power_w": ws.last_window.get("power_w"), "throughput_ips": ws.last_window.get("throughput_ips"),
                 "last_window": ws.last_window,
                 "on_external_change": self.settings.watch.on_external_change,
