@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union  # noqa: F401 (Tuple: a type comment)
 
 CHANNEL_ENV = "EDGETUNE_CHANNEL"
 KNOBS_FILE = "knobs.json"

@@ -1,7 +1,9 @@
 """Multi-tenant inference: concurrent model execution (CME) and dynamic model placement (DMP).
 
 A tenant is any registered workload (``mobilenet_v2``, ``resnet18``, a
-third-party one, ...), one instance per tenant with its own copy of the model.
+third-party one, ...), one instance per tenant with its own copy of the model;
+``NAME:PATH`` is workload NAME on the model file PATH (``onnx:det.onnx``, an
+ONNX model on ONNX Runtime, which releases the GIL inside its runs too).
 Tenants run at once on **threads** of this process: PyTorch releases the GIL
 inside its operators, so threads overlap their inference as processes would,
 while sharing one CUDA context (each process would add its own, hundreds of
@@ -17,8 +19,14 @@ until a level fails (out of memory, a crash) and reports the largest level
 that works and the one with the highest throughput (Subedi et al. §IV-A).
 
 DMP: ``models=a,b`` with ``placement=true`` adds the ``placement`` knob —
-which processor each tenant runs on (``cpu``, ``cuda`` where present), e.g.
-``cuda,cpu`` — so the search places models as it sets clocks.
+which processor each tenant runs on (``cpu``, ``cuda`` where present; for an
+ONNX tenant also ``dla0``/``dla1`` where TensorRT is importable and the board
+has DLAs), e.g. ``cuda,cpu`` — so the search places models as it sets clocks.
+Each tenant is offered the processors it can run on; the placement decides an
+ONNX tenant's execution provider, so dmp does not search ``provider``.
+
+A mix's knobs are those of its models together; a knob several models have
+(``batch_size``) keeps the values they all accept.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from workloads.base import Infeasible, RunResult
 
 MAX_CONCURRENCY = 8
 DEVICE = "device"
+PROVIDER = "provider"  # an ONNX tenant's execution provider: decided by the placement in dmp
 
 
 class MultiTenant:
@@ -63,20 +72,52 @@ class MultiTenant:
         self.name = "dmp" if self.placement else "cme"
         self.tenants: list[Any] = []
         self._names: list[str] = []
-        self._probe = self._make(self.model or self.models[0], **tenant_options)
+        # one instance per distinct model, made now (a bad name or file is an error here, not mid-search):
+        # it answers for its model's knobs and becomes that model's first tenant
+        self._probes: dict[str, Any] = {}
+        for spec in [self.model] if self.model is not None else self.models:
+            if spec not in self._probes:
+                self._probes[spec] = self._new(spec)
         self.load_s = 0.0
+
+    def _new(self, spec: str) -> Any:
+        """A tenant for ``spec``: a workload name, or ``NAME:PATH`` (that workload on the model file PATH)."""
+        name, sep, path = spec.partition(":")
+        if sep and name and path:
+            return self._make(name, **{**self.tenant_options, "model_file": path})
+        return self._make(spec, **self.tenant_options)
 
     # --- knobs ----------------------------------------------------------------------------------
     def knobs(self) -> list[Knob]:
-        inner = {k.name: k for k in self._probe.knobs()}
-        out = [k for k in inner.values() if k.name not in (CONCURRENCY, DEVICE)]
+        merged: dict[str, Knob] = {}
+        for spec, probe in self._probes.items():
+            for k in probe.knobs():
+                if k.name not in merged:
+                    merged[k.name] = k
+                    continue
+                first = merged[k.name]
+                common = tuple(v for v in first.values if v in k.values)
+                if not common:
+                    raise ConfigError(f"the models share no value of {k.name} ({spec} takes "
+                                      f"{', '.join(map(str, k.values))})")
+                merged[k.name] = Knob(k.name, common, first.unit, first.ordered)
+        dropped = {CONCURRENCY, DEVICE, PROVIDER} if self.placement else {CONCURRENCY, DEVICE}
+        out = [k for k in merged.values() if k.name not in dropped]
         if self.model is not None:
             out.append(Knob(CONCURRENCY, tuple(range(1, self.max_concurrency + 1)), "instances"))
         if self.placement:
-            devices = inner[DEVICE].values if DEVICE in inner else ("cpu",)
-            combos = (",".join(c) for c in itertools.product(devices, repeat=len(self.models)))
+            each = [self._devices(self._probes[spec]) for spec in self.models]
+            combos = (",".join(c) for c in itertools.product(*each))
             out.append(Knob(PLACEMENT, tuple(combos), ordered=False))
         return out
+
+    @staticmethod
+    def _devices(tenant: Any) -> tuple[str, ...]:
+        """The processors ``tenant`` can be placed on: its own answer, else its device knob, else the CPU."""
+        if hasattr(tenant, "placements"):
+            return tuple(tenant.placements())
+        inner = {k.name: k for k in tenant.knobs()}
+        return tuple(str(v) for v in inner[DEVICE].values) if DEVICE in inner else ("cpu",)
 
     def tenant_names(self, config: Config) -> list[str]:
         if self.model is not None:
@@ -89,13 +130,20 @@ class MultiTenant:
         self.teardown()
         names = self.tenant_names(config)
         devices = str(config[PLACEMENT]).split(",") if PLACEMENT in config else [None] * len(names)
+        if len(devices) != len(names):
+            raise ConfigError(f"placement={config[PLACEMENT]}: one processor per model ({len(names)}: "
+                              f"{', '.join(names)})")
         inner = config.workload().to_dict()
         inner.pop(CONCURRENCY, None)
         inner.pop(PLACEMENT, None)
+        reused: set[str] = set()
         try:
             for i, (name, device) in enumerate(zip(names, devices)):
-                tenant = self._probe if i == 0 and name == (self.model or self.models[0]) else \
-                    self._make(name, **self.tenant_options)
+                if name in self._probes and name not in reused:
+                    tenant = self._probes[name]
+                    reused.add(name)
+                else:
+                    tenant = self._new(name)
                 tenant_config = dict(inner)
                 if device is not None:
                     tenant_config[DEVICE] = device
@@ -164,7 +212,8 @@ class _stream:
 
     def __init__(self, enabled: bool, tenant: Any) -> None:
         self.ctx = None
-        if enabled and getattr(tenant, "device", "cpu") == "cuda":
+        # PyTorch's streams; a tenant of another runtime (ONNX Runtime) manages its own
+        if enabled and getattr(tenant, "device", "cpu") == "cuda" and getattr(tenant, "runtime", "torch") == "torch":
             import torch
 
             self.ctx = torch.cuda.stream(torch.cuda.Stream())

@@ -46,7 +46,12 @@ def _entry_points() -> list[EntryPoint]:
     eps = entry_points()
     # Python 3.10+ selects by group; 3.8/3.9 return a dict of groups.
     found = eps.select(group=GROUP) if hasattr(eps, "select") else eps.get(GROUP, [])
-    return sorted(found, key=lambda ep: ep.name)
+    # 3.8/3.9 also list a distribution found twice (installed, and a checkout's egg-info on sys.path)
+    # twice: the first one found of each name stands, as 3.10+ does
+    first: dict[str, EntryPoint] = {}
+    for ep in found:
+        first.setdefault(ep.name, ep)
+    return sorted(first.values(), key=lambda ep: ep.name)
 
 
 def _describe(ep: EntryPoint) -> WorkloadInfo:

@@ -51,6 +51,15 @@ def parse_options(items: list[str]) -> dict[str, str]:
     return out
 
 
+def workload_options(items: Optional[List[str]], model_file: Optional[str], images: Optional[str]) -> dict[str, str]:
+    """``-o KEY=VALUE`` pairs plus ``--model-file`` and ``--images``, which are shorthands for two of them."""
+    out = parse_options(items or [])
+    for key, value in (("model_file", model_file), ("images", images)):
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
@@ -104,11 +113,13 @@ def doctor(
 
 @sim_app.command("create")
 def sim_create(
-    board: str = typer.Option(..., "--board", help="Profile: jetson-nano, jetson-tx2, jetson-xavier-nx, "
-                              "jetson-agx-xavier, jetson-orin-nano, jetson-orin-nx, jetson-agx-orin."),
+    board: str = typer.Option(..., "--board", help="Profile: jetson-nano, jetson-nano-2gb, jetson-tx2, "
+                              "jetson-xavier-nx, jetson-agx-xavier, jetson-orin-nano, jetson-orin-nx, "
+                              "jetson-agx-orin, jetson-agx-thor."),
     root: Path = typer.Option(..., "--root", help="Empty directory to write the tree into."),
-    jetpack: Optional[str] = typer.Option(None, "--jetpack", help="JetPack major release to emulate "
-                                          "(4, 5 or 6 where the board had it); default: the profile's."),
+    jetpack: Optional[str] = typer.Option(None, "--jetpack", help="JetPack release to emulate (4, 5, 6, "
+                                          "6.2 with the Orin Super modes, 7, where the board had it); "
+                                          "default: the profile's."),
 ) -> None:
     """Write an emulated Jetson sysfs tree (real paths, units, frequency tables, rails)
     that every other command can use through --root."""
@@ -236,6 +247,10 @@ RepeatsOpt = typer.Option(3, "--repeats", help="Repeats per config; more are run
                           "disagree by more than 5 %.")
 TimeoutOpt = typer.Option(None, "--timeout", help="A repeat that runs longer than this is infeasible, e.g. 30s.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the strategy and of the simulated noise.")
+ModelFileOpt = typer.Option(None, "--model-file", help="Model file for workloads that take one (torchscript, "
+                            "tflite, onnx); the same as -o model_file=PATH.")
+ImagesOpt = typer.Option(None, "--images", help="Directory of images for vision workloads (decoded on the CPU per "
+                         "batch); the same as -o images=DIR.")
 NoiseOpt = typer.Option(None, "--noise", help="sim: boards: relative SD of one repeat's energy and time, e.g. "
                         "0.05 (real boards' single runs differ by 5-15 %). Default: the reference study's "
                         "~1 % time, ~1.5 % power.")
@@ -280,6 +295,8 @@ def sweep(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the heatmap and 3-D surface PNGs."),
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
+    model_file: Optional[str] = ModelFileOpt,
+    images: Optional[str] = ImagesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure every config (CPU x GPU frequency x batch size, where offered): the energy topology map.
@@ -297,7 +314,8 @@ def sweep(
         knobs=knobs, optional=optional,
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
-        time_scale=time_scale, options=parse_options(option or []), noise=make_noise(noise, noise_tails, noise_drift))
+        time_scale=time_scale, options=workload_options(option, model_file, images),
+        noise=make_noise(noise, noise_tails, noise_drift))
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -330,6 +348,8 @@ def tune(
     out: Optional[Path] = OutOpt,
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
+    model_file: Optional[str] = ModelFileOpt,
+    images: Optional[str] = ImagesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Search for the best config with a strategy and a budget, and print it with its measured cost.
@@ -346,7 +366,7 @@ def tune(
         knobs=knobs, optional=optional,
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
-        plots=False, time_scale=time_scale, options=parse_options(option or []),
+        plots=False, time_scale=time_scale, options=workload_options(option, model_file, images),
         noise=make_noise(noise, noise_tails, noise_drift))
     emit_json(doc) if as_json else render_summary(doc)
 
@@ -384,6 +404,8 @@ def compare(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the bar chart and residency histograms."),
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
+    model_file: Optional[str] = ModelFileOpt,
+    images: Optional[str] = ImagesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure the workload under the kernel's governors and under a tuned config: the saving over DVFS.
@@ -400,7 +422,8 @@ def compare(
                               config_text=config, rate=rate, online=online, batch_size=batch_size,
                               strategy=strategy, budget=budget, policy=make_policy(inferences, repeats, None, None),
                               out=out, seed=seed, plots=plots, time_scale=time_scale,
-                              options=parse_options(option or []), noise=make_noise(noise, noise_tails, noise_drift))
+                              options=workload_options(option, model_file, images),
+                              noise=make_noise(noise, noise_tails, noise_drift))
     emit_json(doc) if as_json else render_compare(doc)
 
 

@@ -111,11 +111,17 @@ class LiveSimulator:
         weights = np.array([res.shares.get(f, 0.0) for f in freqs]) + 1e-12
         return int(self.rng.choice(freqs, p=weights / weights.sum()))
 
+    def _governor(self, path: str) -> str:
+        gov = self.fs.read(path)
+        if not gov:  # caught between the backend's truncate and its write: the next tick reads it whole
+            raise HardwareError(f"{path} is being written")
+        return gov
+
     def settle_clocks(self) -> tuple[int, int]:
         fs = self.fs
         fc_out = self.model.profile.cpu_khz[-1]
         for i, p in enumerate(self.cpu.policies):
-            gov = fs.read(p.file("scaling_governor"))
+            gov = self._governor(p.file("scaling_governor"))
             lo, hi = fs.read_int(p.file("scaling_min_freq")), fs.read_int(p.file("scaling_max_freq"))
             sp = fs.try_read(p.file("scaling_setspeed"))
             fc = self._freq(gov, lo, hi, p.frequencies_khz, int(sp) if sp and sp.isdigit() else None, "cpu")
@@ -125,7 +131,7 @@ class LiveSimulator:
         fg_out = self.model.profile.gpu_hz[-1]
         if self.gpu is not None:
             g = self.gpu
-            gov = fs.read(g.file("governor"))
+            gov = self._governor(g.file("governor"))
             lo, hi = fs.read_int(g.file("min_freq")), fs.read_int(g.file("max_freq"))
             fg_out = self._freq(gov, lo, hi, g.frequencies_hz, None, "gpu")
             replace_file(fs.path(g.file("cur_freq")), fg_out)
