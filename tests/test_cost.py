@@ -70,3 +70,13 @@ def test_bench_reports_the_median_cost_at_its_budget():
     assert row["exploration_at_budget"]["time_s"]["median"] > 0
     assert row["exploration_at_budget"]["energy_j"]["median"] > 0
     assert "median" in row["payback_s_at_budget"]
+
+
+def test_a_board_without_energy_reports_time_and_no_payback():
+    no_energy = Trial(Config({"batch_size": 8}), m(float("nan"), 2), [m(float("nan"), 1), m(float("nan"), 1)])
+    e = exploration([no_energy])
+    assert e.time_s == 2 and e.energy_j is None and e.to_dict()["energy_j"] is None
+    assert payback_s(e, m(50, 10), m(80, 8)) is None
+    from tuner.units import cost_text
+
+    assert "energy not measured" in cost_text(e.to_dict(), None)

@@ -32,6 +32,7 @@ CLI = [sys.executable, "-m", "tuner.cli.main"]
 # independently of the tables: file name, PM_CONFIG DEFAULT, the mode names by id.
 EXPECTED = {
     "jetson-nano": ("nvpmodel_t210_jetson-nano.conf", 0, ["MAXN", "5W"]),
+    "jetson-nano-2gb": ("nvpmodel_t210_jetson-nano.conf", 0, ["MAXN", "5W"]),
     "jetson-tx2": ("nvpmodel_t186.conf", 2, ["MAXN", "MAXQ", "MAXP_CORE_ALL", "MAXP_CORE_ARM"]),
     "jetson-xavier-nx": ("nvpmodel_t194_p3668.conf", 5,
                          ["MODE_15W_2CORE", "MODE_15W_4CORE", "MODE_15W_6CORE", "MODE_10W_2CORE", "MODE_10W_4CORE",
@@ -42,6 +43,7 @@ EXPECTED = {
     "jetson-orin-nano": ("nvpmodel_p3767_0003.conf", 0, ["15W", "7W"]),
     "jetson-orin-nx": ("nvpmodel_p3767_0000.conf", 2, ["MAXN", "10W", "15W", "25W"]),
     "jetson-agx-orin": ("nvpmodel_p3701_0000.conf", 2, ["MAXN", "MODE_15W", "MODE_30W", "MODE_50W"]),
+    "jetson-agx-thor": ("nvpmodel_p3834_0008.conf", 1, ["MAXN", "120W", "90W", "70W"]),
 }
 
 

@@ -23,7 +23,8 @@ from tuner.sim.live import Activity, LiveSimulator, write_activity
 from tuner.sim.profiles import PROFILES
 from tuner.sysfs import Sysfs
 
-TREES = [(name, jp) for name, p in PROFILES.items() for jp in p.jetpacks]
+# boards with power monitors (the Nano 2GB has none: tests/test_thor.py covers it)
+TREES = [(name, jp) for name, p in PROFILES.items() if p.has_power_monitor for jp in p.jetpacks]
 IDS = [f"{name}-jp{jp}" for name, jp in TREES]
 
 
@@ -34,10 +35,15 @@ def _read(path: str) -> str:
 
 def generic_rails(root: Path) -> list[tuple[str, float]]:
     """(rail, mW) as a tool that knows nothing of edgetune finds them (jetson-stats' way):
-    i2c devices named ina3221x / ina3221, then their iio or hwmon directory."""
+    i2c devices named ina3221x / ina3221, then their iio or hwmon directory; a Thor's
+    carrier-board INA238 (name ina238) by its hwmon label and power1_input (µW)."""
     found = []
     for dev in sorted(Path(root, "sys/bus/i2c/devices").glob("*")):
         name = dev / "name"
+        if name.is_file() and _read(str(name)) == "ina238":
+            for hw in sorted(dev.glob("hwmon/hwmon*")):
+                found.append((_read(f"{hw}/label"), float(_read(f"{hw}/power1_input")) / 1000))
+            continue
         if not name.is_file() or _read(str(name)) not in ("ina3221x", "ina3221"):
             continue
         for iio in sorted(dev.glob("iio:device*")):
@@ -61,7 +67,10 @@ def probe_rails(root: Path) -> list[tuple[str, float]]:
 
 
 def connected(profile: str) -> list[str]:
-    return [label for labels in PROFILES[profile].rails for label in labels if label != "NC"]
+    """The INA3221 rails, then the carrier-board input monitor (Thor's INA238 VIN)."""
+    p = PROFILES[profile]
+    return [label for labels in p.rails for label in labels if label != "NC"] + (
+        [p.input_monitor.label] if p.input_monitor else [])
 
 
 @pytest.mark.parametrize("profile, jetpack", TREES, ids=IDS)
@@ -135,7 +144,8 @@ def _prune(root: Path, keep: str) -> None:
     """Delete every view of the monitors but one: 'driver', 'devices' or 'class'
     (/sys/class/hwmon on JetPack 5+, /sys/bus/iio/devices on JetPack 4)."""
     views = {
-        "driver": [p for d in ("ina3221x", "ina3221") for p in (root / "sys/bus/i2c/drivers" / d).glob("*-00*")],
+        "driver": [p for d in ("ina3221x", "ina3221", "ina238")
+                   for p in (root / "sys/bus/i2c/drivers" / d).glob("*-00*")],
         "devices": list((root / "sys/bus/i2c/devices").glob("*")),
         "class": list((root / "sys/class/hwmon").glob("*")) + list((root / "sys/bus/iio/devices").glob("*")),
     }

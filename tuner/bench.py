@@ -68,7 +68,7 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 
     def q(p: float) -> float | None:
         v = float(np.percentile(arr, p, method="higher"))
-        return None if math.isinf(v) else round(v, 6)
+        return None if not math.isfinite(v) else round(v, 6)
 
     return {"median": q(50), "p90": q(90)}
 
@@ -170,7 +170,8 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
             "budget_fraction": spec.budget_fraction,
             "trials_at_budget": budget,
             "repeats_per_trial": round(float(np.mean(repeats)), 2),
-            "exploration_at_budget": {key: _stats([getattr(c[0], key) for c in costs])
+            "exploration_at_budget": {key: _stats([math.nan if getattr(c[0], key) is None else getattr(c[0], key)
+                                                   for c in costs])
                                       for key in ("time_s", "energy_j")},
             "payback_s_at_budget": _stats([math.inf if c[1] is None else c[1] for c in costs]),
             "seconds": round(time.monotonic() - started, 2),

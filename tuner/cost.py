@@ -36,28 +36,33 @@ class Exploration:
     """The measured work of a search: seconds, joules, trials and repeats, and inferences done."""
 
     time_s: float = 0.0
-    energy_j: float = 0.0
+    energy_j: Optional[float] = 0.0  # None: no repeat measured energy (a board without a power monitor)
     trials: int = 0
     repeats: int = 0
     inferences: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"time_s": round(self.time_s, 3), "energy_j": round(self.energy_j, 3), "trials": self.trials,
-                "repeats": self.repeats}
+        return {"time_s": round(self.time_s, 3),
+                "energy_j": None if self.energy_j is None else round(self.energy_j, 3),
+                "trials": self.trials, "repeats": self.repeats}
 
 
 def exploration(trials: Iterable[Trial]) -> Exploration:
     """Sum every repeat of ``trials`` (an infeasible repeat costs the time and energy it ran, where known)."""
     time_s = energy_j = 0.0
     n_trials = n_repeats = inferences = 0
+    measured_energy = False
     for trial in trials:
         n_trials += 1
         for r in trial.repeats or [trial.measurement]:
             n_repeats += 1
             time_s += r.time_s if math.isfinite(r.time_s) else 0.0
-            energy_j += r.energy_j if math.isfinite(r.energy_j) else 0.0
+            if math.isfinite(r.energy_j):
+                energy_j += r.energy_j
+                measured_energy = True
             inferences += r.inferences
-    return Exploration(time_s, energy_j, n_trials, n_repeats, inferences)
+    return Exploration(time_s, energy_j if measured_energy or n_repeats == 0 else None, n_trials, n_repeats,
+                       inferences)
 
 
 def payback_s(explored: Exploration, held: Optional[Measurement], dvfs: Optional[Measurement]) -> Optional[float]:
@@ -66,7 +71,7 @@ def payback_s(explored: Exploration, held: Optional[Measurement], dvfs: Optional
     The exploration's own inferences were useful work, so only the energy above
     what the held config would have spent on them counts against it.
     """
-    if held is None or dvfs is None or not (held.feasible and dvfs.feasible):
+    if held is None or dvfs is None or not (held.feasible and dvfs.feasible) or explored.energy_j is None:
         return None
     e_held, e_dvfs = held.energy_per_inference_j, dvfs.energy_per_inference_j
     rate = held.throughput_ips

@@ -136,7 +136,8 @@ def _cpufreq(fs: Sysfs) -> Check:
 def _gpu(fs: Sysfs) -> Check:
     gpu = find_gpu(fs)
     if gpu is None:
-        return Check("gpu", False, "no GPU devfreq node (looked in /sys/class/devfreq for gp10b, gv11b, ga10b, gpu)",
+        return Check("gpu", False, "no GPU devfreq node (looked in /sys/class/devfreq for gp10b, gv11b, ga10b, gpu, gb10b, "
+                     "gpu-gpc-0)",
                      "check that the nvgpu driver is loaded (`ls /sys/class/devfreq`); on an emulated tree, "
                      "recreate it with `edgetune sim create`")
     hz = gpu.frequencies_hz
@@ -161,9 +162,11 @@ def _emc(fs: Sysfs) -> Check:
 def _rails(fs: Sysfs) -> Check:
     rails = discover_rails(fs)
     if not rails:
-        return Check("rails", False, "no INA3221 power monitor found (i2c devices, drivers or hwmon)",
-                     "energy cannot be measured on this board (e.g. Jetson Nano 2GB has no monitor): "
-                     "tune with --objective time, or check `ls /sys/bus/i2c/devices/*/name`")
+        return Check("rails", False, "no power monitor found (no INA3221 or INA238 in the i2c devices, "
+                     "drivers or hwmon): this board cannot measure energy",
+                     "boards without a monitor (e.g. the Jetson Nano 2GB) cannot tune energy, edp, ed2p, power "
+                     "or weighted: tune with --objective time (an external power meter is not supported yet); "
+                     "on a board that should have one, check `cat /sys/bus/i2c/devices/*/name`")
     listed = ", ".join(f"{r.name} ({r.role})" for r in rails)
     total = any(r.role == "total" for r in rails)
     note = "" if total else "; no input rail: the total is the sum of the rails, without carrier-board power"

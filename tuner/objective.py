@@ -20,6 +20,8 @@ from tuner.errors import ConfigError
 from tuner.measurement import Measurement
 
 KINDS = ("energy", "time", "weighted", "edp", "ed2p", "power")
+#: Objectives whose cost needs measured energy (every one but time).
+ENERGY_KINDS = ("energy", "weighted", "edp", "ed2p", "power")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class Objective:
     def needs_reference(self) -> bool:
         return self.kind == "weighted"
 
+    @property
+    def needs_energy(self) -> bool:
+        """Whether the cost or a constraint (``--power-cap``) needs measured energy."""
+        return self.kind in ENERGY_KINDS or self.constraints.power_cap_w is not None
+
     def with_reference(self, reference: Measurement) -> Objective:
         if not reference.feasible:
             raise ConfigError(f"the reference config failed ({reference.failure}); it cannot anchor the cost")
@@ -131,3 +138,29 @@ class Objective:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "weight": self.weight,
                 "constraints": self.constraints.to_dict()}
+
+
+def check_power_sensors(board: Any, objective: Objective, command: str | None = None) -> None:
+    """Refuse, in one line, an objective that needs energy on a board that cannot measure it.
+
+    A measured board without a power source (a Jetson Nano 2GB has no INA3221;
+    a Linux host without RAPL) would otherwise run every trial and find each one's
+    energy unknown. A simulated board of such a board (``sim:jetson-nano-2gb``)
+    is refused alike. Recordings answer for themselves (``check_recorded``).
+    """
+    if not objective.needs_energy or hasattr(board, "recorded_quantities"):
+        return
+    if hasattr(board, "measure"):  # analytic: computed, but only where the real board could measure
+        profile = getattr(board, "profile", None)
+        if getattr(profile, "has_power_monitor", True):
+            return
+    elif board.power_source() is not None:
+        return
+    name = board.info.profile or board.info.kind
+    if command:  # a command that measures nothing but energy (compare)
+        what, advice = command, "sweep and tune can still minimise time with --objective time"
+    else:
+        what = f"the {objective.name} objective" if objective.kind in ENERGY_KINDS else "--power-cap"
+        advice = "tune with --objective time"
+    raise ConfigError(f"{what} needs energy, but {name} has no power monitor (no INA3221 or INA238 rails): "
+                      f"{advice} (an external power meter is not supported yet)")

@@ -87,8 +87,11 @@ def cost_text(exploration: Mapping[str, object] | None, payback_s: float | None)
     if not exploration:
         return None
     e = exploration
-    energy = float(e["energy_j"])  # type: ignore[arg-type]
-    joules = f"{energy / 1000:.1f} kJ" if energy >= 1000 else f"{energy:.0f} J"
+    if e.get("energy_j") is None:
+        joules = "energy not measured"
+    else:
+        energy = float(e["energy_j"])  # type: ignore[arg-type]
+        joules = f"{energy / 1000:.1f} kJ" if energy >= 1000 else f"{energy:.0f} J"
     text = (f"exploration: {duration_text(float(e['time_s']))} measuring, {joules} "  # type: ignore[arg-type]
             f"({e['trials']} trials, {e['repeats']} repeats); ")
     if payback_s is None:

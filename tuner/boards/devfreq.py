@@ -2,8 +2,11 @@
 
 The devfreq node moved between boards and JetPack releases (DESIGN §4), so
 the primary discovery walks ``/sys/class/devfreq/*`` and picks the node whose
-``device/of_node/name`` is a Tegra GPU; the known paths are a fallback for
-kernels that do not expose ``of_node``.
+``device/of_node/name`` is a Tegra GPU, or whose own name is a GPU clock domain
+that has no ``of_node``: Jetson AGX Thor's GPU (gb10b, on nvidia.ko) shows its GPC
+clock as ``/sys/class/devfreq/gpu-gpc-0`` beside ``gpu-nvd-0`` (the NVD domain, not
+the one to tune) and ``bwmgr`` (EMC), none with an ``of_node`` (jetson-stats issue
+#885). The known paths are a fallback for kernels that expose neither.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass
 from tuner.errors import ConfigError
 from tuner.sysfs import Sysfs, Write, plan_min_max
 
-GPU_OF_NAMES = ("gp10b", "gv11b", "ga10b", "gpu")
+GPU_OF_NAMES = ("gp10b", "gv11b", "ga10b", "gb10b", "gpu")
+#: devfreq node names of GPU clock domains without an of_node (prefixes): Thor's GPC domain.
+GPU_DEVFREQ_NAMES = ("gpu-gpc-",)
 
 KNOWN_GPU_PATHS = (
     "/sys/devices/gpu.0/devfreq/57000000.gpu",  # Nano (gm20b)
@@ -23,6 +28,9 @@ KNOWN_GPU_PATHS = (
     "/sys/devices/platform/17000000.gv11b/devfreq/17000000.gv11b",  # Xavier, JetPack 5
     "/sys/devices/17000000.ga10b/devfreq/17000000.ga10b",  # Orin, JetPack 5
     "/sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu",  # Orin, JetPack 6
+    "/sys/devices/platform/17000000.gpu/devfreq_dev",  # Orin, JetPack 7 (the *_KNEXT nvpmodel path)
+    "/sys/class/devfreq/17000000.gpu",  # Orin, JetPack 6 and 7, by its class name
+    "/sys/class/devfreq/gpu-gpc-0",  # AGX Thor (gb10b), JetPack 7
 )
 
 
@@ -40,13 +48,19 @@ def find_gpu(fs: Sysfs) -> GpuDevfreq | None:
     candidates: list[str] = []
     for link in fs.glob("/sys/class/devfreq/*"):
         name = fs.try_read(fs.rel(link) + "/device/of_node/name")
-        if name and name.split()[0] in GPU_OF_NAMES:
+        if (name and name.split()[0] in GPU_OF_NAMES) or link.name.startswith(GPU_DEVFREQ_NAMES):
             real = os.path.realpath(link)
             try:
                 candidates.append(fs.rel(real))  # canonical /sys/devices/... path
             except ValueError:  # a link that leaves the root: keep the class path
                 candidates.append(fs.rel(link))
-    candidates += [p for p in KNOWN_GPU_PATHS if fs.exists(p + "/available_frequencies")]
+    for p in KNOWN_GPU_PATHS:
+        if fs.exists(p + "/available_frequencies"):
+            real = os.path.realpath(fs.path(p))
+            try:
+                candidates.append(fs.rel(real))
+            except ValueError:
+                candidates.append(p)
     for path in candidates:
         freqs = sorted({int(x) for x in (fs.try_read(path + "/available_frequencies") or "").split() if x.isdigit()})
         if freqs:

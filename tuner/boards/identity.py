@@ -17,8 +17,14 @@ MODEL_PATHS = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
 COMPATIBLE_PATHS = ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible")
 L4T_RELEASE = "/etc/nv_tegra_release"
 
-# (compatible substring, profile); first match wins, most specific first.
+# (compatible substring, profile); first match wins, most specific first. Thor: the T5000
+# module is p3834-0008 on the p4071-0000 carrier (SoC tegra264; jetson-stats issue #711);
+# the Nano 2GB is p3448-0003 on the p3542-0000 carrier, matched before the Nano's p3448.
 _COMPATIBLE = (
+    ("p3834", "jetson-agx-thor"),
+    ("tegra264", "jetson-agx-thor"),
+    ("p3542", "jetson-nano-2gb"),
+    ("jetson-nano-2gb", "jetson-nano-2gb"),
     ("p3767-0003", "jetson-orin-nano"),
     ("p3767-0004", "jetson-orin-nano"),
     ("p3767-0005", "jetson-orin-nano"),
@@ -37,6 +43,9 @@ _COMPATIBLE = (
 )
 
 _MODEL = (
+    ("agx thor", "jetson-agx-thor"),
+    ("thor", "jetson-agx-thor"),
+    ("nano 2gb", "jetson-nano-2gb"),
     ("orin nano", "jetson-orin-nano"),
     ("orin nx", "jetson-orin-nx"),
     ("agx orin", "jetson-agx-orin"),
@@ -48,8 +57,9 @@ _MODEL = (
     ("nano", "jetson-nano"),
 )
 
-# L4T major -> JetPack major (34 was a JetPack 5 developer preview).
-_JETPACK = {32: "4", 34: "5", 35: "5", 36: "6", 38: "7"}
+# L4T major -> JetPack major (34 was a JetPack 5 developer preview; R38 is JetPack 7 on
+# Thor, R39 JetPack 7.2 on Orin and Thor).
+_JETPACK = {32: "4", 34: "5", 35: "5", 36: "6", 38: "7", 39: "7"}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ A monitor is one i2c device directory that boards show through several views:
 chroot bind-mounts, varies, so discovery takes every view and keeps each monitor
 once (by its real path), named through the first view that reached it: the
 driver path wherever there is one, so rail file paths stay stable.
+
+:func:`discover_rails` returns every power rail a Jetson has: the INA3221 rails,
+then the carrier-board input monitors on the INA238 driver (Jetson AGX Thor;
+:mod:`tuner.boards.ina238`), whose VIN rail is the board total. A board
+without any monitor (Jetson Nano 2GB) has none: energy cannot be measured there.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ _VIEWS = (
 )
 
 _ROLES = {
-    "total": ("POM_5V_IN", "VDD_IN"),
+    # VIN: the carrier-board input of a Jetson AGX Thor (INA238), module and carrier together
+    "total": ("POM_5V_IN", "VDD_IN", "VIN"),
     "cpu_gpu_cv": ("VDD_CPU_GPU_CV",),
-    "cpu": ("POM_5V_CPU", "VDD_CPU", "VDD_SYS_CPU", "CPU", "VDD_CPU_CV"),
+    "cpu": ("POM_5V_CPU", "VDD_CPU", "VDD_SYS_CPU", "CPU", "VDD_CPU_CV", "VDD_CPU_SOC_MSS"),
     "gpu": ("POM_5V_GPU", "VDD_GPU", "VDD_SYS_GPU", "GPU", "VDD_GPU_SOC"),
     "soc": ("VDD_SOC", "VDD_SYS_SOC", "SOC"),
     "ddr": ("VDD_SYS_DDR", "VDDRQ", "VDDQ_VDD2_1V8AO", "VDD_DDR"),
@@ -52,7 +58,8 @@ _ROLES = {
 
 def rail_role(name: str) -> str:
     """Role of a rail by its label. VDD_GPU_SOC (AGX Orin) counts as gpu and
-    VDD_CPU_CV as cpu: the dominant consumer, as jtop shows them."""
+    VDD_CPU_CV (AGX Orin) and VDD_CPU_SOC_MSS (AGX Thor: CPU, SoC and memory
+    subsystem) as cpu: the dominant consumer, as jtop shows them."""
     upper = name.upper()
     for role, names in _ROLES.items():
         if upper in names:
@@ -68,13 +75,17 @@ class Rail:
     power_file: str | None = None  # iio: mW
     voltage_file: str | None = None  # hwmon: mV
     current_file: str | None = None  # hwmon: mA
+    chip: str = "ina3221"  # the monitor's driver name: ina3221(x), or ina238 for a carrier input
 
 
 def discover_rails(fs: Sysfs) -> list[Rail]:
+    """Every power rail of the board: the INA3221 rails, then the INA238 input monitors."""
+    from tuner.boards.ina238 import discover_ina238
+
     rails: list[Rail] = []
     for layout, base in _monitors(fs):
         rails.extend(_iio_rails(fs, base) if layout == "iio" else _hwmon_rails(fs, base))
-    return rails
+    return rails + discover_ina238(fs)
 
 
 def _monitors(fs: Sysfs) -> list[tuple[str, str]]:
@@ -128,9 +139,14 @@ def _hwmon_rails(fs: Sysfs, base: str) -> list[Rail]:
 
 
 class Ina3221Source:
-    """PowerSource over INA3221 rails. The board total is the input rail when
-    there is one (it already includes every other rail); boards without one
-    (AGX Xavier, AGX Orin) sum their rails, which misses carrier power."""
+    """PowerSource over the board's rails (INA3221, and a Thor's INA238 input). The
+    board total is the input rail when there is one (it already includes every
+    other rail: VDD_IN of the module, or a Thor's carrier-board VIN); boards without
+    one (AGX Xavier, AGX Orin) sum their rails, which misses carrier power.
+
+    Every hwmon rail, the INA238's included, is read as bus voltage times current
+    (mV x mA); the INA238's ``power1_input`` is the chip's own product of the same
+    two registers, so both agree to the current's 1 mA resolution."""
 
     def __init__(self, fs: Sysfs, rails: list[Rail]) -> None:
         self.fs = fs

@@ -1,8 +1,18 @@
-"""NVIDIA Jetson boards through their real sysfs layouts (DESIGN §4)."""
+"""NVIDIA Jetson boards through their real sysfs layouts (DESIGN §4).
+
+Every generation from the Nano (JetPack 4) to the AGX Thor (JetPack 7) is found
+by what its kernel shows, not by a list of models: the GPU devfreq node by
+device-tree name or clock-domain name (:mod:`tuner.boards.devfreq`), the power
+rails on INA3221 and INA238 monitors (:mod:`tuner.boards.ina3221`,
+:mod:`tuner.boards.ina238`), the power modes from nvpmodel's files. A board
+without any power monitor (Jetson Nano 2GB) is still a board: it tunes time, and
+``probe`` says why it cannot tune energy.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tuner.boards.base import BoardInfo
 from tuner.boards.devfreq import GpuControl, find_gpu
@@ -17,6 +27,10 @@ from tuner.sysfs import Sysfs
 #: Written by ``edgetune sim create`` at the root of an emulated tree, so that
 #: everything read from that tree is labelled simulated.
 EMULATION_MARKER = ".edgetune-emulated.json"
+
+#: What ``probe --json`` says (``power_note``) on a board without a power monitor.
+NO_MONITOR_NOTE = ("no power monitor (INA3221 or INA238) found: this board cannot measure energy "
+                   "(the Jetson Nano 2GB has none); tune with --objective time")
 
 
 class JetsonBoard(SysfsBoard):
@@ -46,3 +60,9 @@ class JetsonBoard(SysfsBoard):
             power=Ina3221Source(fs, rails) if rails else None,
             power_modes=PowerModeReader(fs),
         )
+
+    def describe(self) -> dict[str, Any]:
+        doc = super().describe()
+        if not doc["rails"]:
+            doc["power_note"] = NO_MONITOR_NOTE
+        return doc

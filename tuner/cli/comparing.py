@@ -8,7 +8,7 @@ from typing import Any
 
 from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
 from tuner.errors import ConfigError
-from tuner.objective import Objective
+from tuner.objective import Objective, check_power_sensors
 from tuner.runner import RunPolicy
 
 
@@ -70,6 +70,7 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
     with Session.open(kind="compare", board=board, root=root, workload=workload, knobs=knobs, policy=policy,
                       out=out, seed=seed, spec=spec, time_scale=time_scale, options=options,
                       optional=(CPU_FREQ, GPU_FREQ), noise=noise) as session:
+        check_power_sensors(session.board, objective, "compare")  # every row is energy: the board must measure it
         govs = kernel_governors(session.board, governors)
         workload_part = Config({BATCH_SIZE: batch_size})
         runner = session.runner

@@ -118,7 +118,9 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
     from tuner.report import finite_json, plot_topology, summarize, write_summary
     from tuner.search import (can_measure, check_recorded, measure_reference, parse_budget, reference_config,
                               search, space_doc)
+    from tuner.objective import check_power_sensors
     from tuner.session import Session
+    from tuner.sim.model import model_label
     from tuner.strategies import make_strategy, strategy_class
 
     strategy_class(strategy)  # an unknown name fails before anything is opened
@@ -130,6 +132,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                       noise=noise) as session:
         space = session.space
         check_recorded(session.board, objective)
+        check_power_sensors(session.board, objective)  # no power monitor (Nano 2GB): energy is refused
         n = parse_budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
         strat = make_strategy(strategy, space, seed=seed)
         # a sweep maps every batch size, so it measures DVFS at each of them (the
@@ -162,6 +165,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
         summary["space"] = space_doc(space, session.not_searched, session.board)
         if hasattr(session.board, "noise"):  # an analytic simulated board: say what noise its numbers carry
             summary["noise"] = session.board.noise.describe()
+        summary.update(model_label(session.board))  # a simulated board: its model's source, extrapolated or not
         if not has_reference:
             summary["space"]["no_reference"] = "the recording holds no DVFS reference: no saving is quoted"
         summary["run_dir"] = str(session.out_dir)

@@ -140,7 +140,7 @@ class Daemon:
         self.config_path = Path(config_path) if config_path else None
         self.notifier = notifier or Notifier.from_env()
         self.started = time.time()
-        self.errors = {"sensor": 0, "workload": 0, "knob": 0, "reload": 0}
+        self.errors = {"sensor": 0, "workload": 0, "knob": 0, "reload": 0, "metrics": 0}
         self.restored_at_start = 0
         self._commands: queue.Queue[dict[str, Any]] = queue.Queue()
         self._wake = threading.Event()
@@ -161,6 +161,12 @@ class Daemon:
         self.ws: WorkloadState | None = None
         self.board_name = ""
         self.temperature_c: float | None = None
+        self.temperatures: dict[str, float] = {}  # every zone, as last read
+        # what this process measured (windows and trials), for the metrics' counters, and its latest power
+        self.measured: dict[str, Any] = {"energy_j": 0.0, "inferences": 0, "trials": 0, "exploration_j": 0.0,
+                                         "power_w": None, "rails_w": {}}
+        self.metrics: Any = None  # tuner.metrics.Exporter when [metrics] is on
+        self._metrics_failing = False
 
     # --- lifecycle ------------------------------------------------------------------
     def run(self) -> int:
@@ -224,6 +230,7 @@ class Daemon:
         self.store = Store(state_dir / STORE_NAME)
         self._open_workload()
         self._publish()
+        self._start_metrics()
 
     def _open_workload(self) -> None:
         """The workload, its runner and space, and its state (resumed from the store if the settings match)."""
@@ -243,6 +250,9 @@ class Daemon:
         if note:
             log.info("search space: %s", note)
         self.objective = s.objective.objective()
+        from tuner.objective import check_power_sensors
+
+        check_power_sensors(self.board, self.objective)  # a board without a power monitor: one line, no start
         if wl.rate and self.objective.kind == "energy":
             # a rate-driven workload does fixed work per second: energy per inference is average power
             from tuner.objective import Objective
@@ -271,6 +281,8 @@ class Daemon:
         failures: list[str] = []
         if self.control is not None:
             self.control.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         try:
             if self.runner is not None:
                 self.runner.teardown()
@@ -293,6 +305,7 @@ class Daemon:
         assert self.ws is not None
         while not self._stop.is_set():
             self._beat()
+            self._write_metrics()
             try:
                 self._run_commands()
                 if self._reload.is_set():
@@ -330,7 +343,10 @@ class Daemon:
         self.runner.policy = self._explore_policy()
         log.info("exploring %s (epoch %d: %s)", ws.name, ws.epoch, ws.reason)
         self.notifier.status(f"exploring {ws.name}: {ws.reason}")
+        measured = self.runner.measured
         reference = measure_reference(self.runner, self.space, run)
+        if self.runner.measured != measured:  # measured now, not taken from the store
+            self._account(reference, exploring=True)
         self._checkpoint()
         ref = reference.measurement
         ws.dvfs_epi_j = ref.energy_per_inference_j if ref.feasible else None
@@ -340,6 +356,8 @@ class Daemon:
 
         def on_step(step: Any) -> None:
             ws.trials_used = step.index + 1
+            if not step.reused:
+                self._account(step.trial, exploring=True)
             self._count_failure(step.trial.measurement)
             self._beat()
             self._publish()
@@ -381,6 +399,7 @@ class Daemon:
         trial = self.runner.measure(ws.applied)
         m = trial.measurement
         ws.windows += 1
+        self._account(trial, exploring=False)
         self._count_failure(m)
         checked = self.objective.check(m)
         violation = checked.failure if m.feasible and not checked.feasible else None
@@ -561,9 +580,9 @@ class Daemon:
             self.notifier.ready(self._status_line())
             return
         old = self.settings
-        if new.board != old.board or new.daemon != old.daemon:
-            log.warning("board and daemon settings take effect at the next restart")
-            new = new.model_copy(update={"board": old.board, "daemon": old.daemon})
+        if new.board != old.board or new.daemon != old.daemon or new.metrics != old.metrics:
+            log.warning("board, daemon and metrics settings take effect at the next restart")
+            new = new.model_copy(update={"board": old.board, "daemon": old.daemon, "metrics": old.metrics})
         self.settings = new
         if (new.workloads, new.search, new.objective) != (old.workloads, old.search, old.objective):
             assert self.runner is not None
@@ -652,6 +671,7 @@ class Daemon:
             self.errors["sensor"] += 1
             log.warning("temperature read failed: %s", exc)
             return self.temperature_c
+        self.temperatures = temps
         self.temperature_c = hottest(temps)
         return self.temperature_c
 
@@ -663,6 +683,64 @@ class Daemon:
                 and not math.isfinite(m.energy_j):  # type: ignore[union-attr]
             self.errors["sensor"] += 1
             log.warning("no energy reading for %s: the power rails did not answer", m.config.to_json())
+
+    def _account(self, trial: Any, *, exploring: bool) -> None:
+        """Add a trial or window measured now to the process's totals (the metrics' counters) and keep its power."""
+        from tuner.cost import exploration
+
+        done = exploration([trial])
+        tot = self.measured
+        tot["energy_j"] += done.energy_j
+        tot["inferences"] += done.inferences
+        if exploring:
+            tot["trials"] += 1
+            tot["exploration_j"] += done.energy_j
+        m = trial.measurement
+        if m.feasible and m.time_s > 0:
+            tot["power_w"] = _round(m.avg_power_w)
+            tot["rails_w"] = _rails_w(m)
+
+    def _start_metrics(self) -> None:
+        """The Prometheus exporter, when [metrics] is on; a port it cannot bind is logged and counted, not fatal."""
+        ms = self.settings.metrics
+        if not ms.enabled:
+            return
+        from tuner.metrics import Exporter
+
+        exporter = Exporter(self.status_snapshot, address=ms.address(), textfile=ms.textfile)
+        try:
+            self.metrics = exporter.start()
+        except OSError as exc:
+            self.errors["metrics"] += 1
+            log.error("metrics: cannot listen on %s: %s; serving without the endpoint", ms.listen,
+                      exc.strerror or exc)
+            exporter.address = None
+            self.metrics = exporter.start() if ms.textfile is not None else None
+        if self.metrics is not None:
+            log.info("metrics: %s", ", ".join(x for x in (self.metrics.url, str(ms.textfile or "")) if x))
+        self._publish()
+
+    def _write_metrics(self, changed: bool = False) -> None:
+        """The node_exporter textfile, when it is due (tuner.metrics.Exporter); a failed write is counted."""
+        if self.metrics is None:
+            return
+        try:
+            if changed:
+                self.metrics.changed(time.monotonic())
+            else:
+                self.metrics.tick(time.monotonic())
+        except OSError as exc:
+            self.errors["metrics"] += 1
+            if not self._metrics_failing:  # logged once until a write succeeds again
+                log.error("metrics: cannot write %s: %s", self.metrics.textfile, exc.strerror or exc)
+            self._metrics_failing = True
+        else:
+            self._metrics_failing = False
+
+    def status_snapshot(self) -> dict[str, Any]:
+        """The latest published status (any thread)."""
+        with self._lock:
+            return dict(self._status)
 
     def _explore_policy(self) -> RunPolicy:
         s = self.settings.search
@@ -703,6 +781,7 @@ class Daemon:
                 "last_window": ws.last_window,
                 "on_external_change": self.settings.watch.on_external_change,
                 "external_changes": ws.external_changes, "last_external_change": ws.last_external,
+                "measured": {**self.measured, "rails_w": dict(self.measured["rails_w"])},
             })
         info = self.board.info if self.board is not None else None
         doc = {
@@ -712,14 +791,19 @@ class Daemon:
                       "model": info.model if info else None},
             "simulated": bool(info.simulated) if info else None,
             "temperature_c": self.temperature_c,
+            "temperatures_c": dict(self.temperatures),
             "restored_at_start": self.restored_at_start,
             "errors": dict(self.errors),
             "control": {"requests": self.control.requests if self.control else 0,
                         "refused": self.control.bad_requests if self.control else 0},
             "workloads": workloads,
+            "metrics": {"url": self.metrics.url, "textfile": str(self.metrics.textfile or "") or None}
+            if self.metrics is not None else None,
         }
         with self._lock:
             self._status = doc
+        if self.metrics is not None:
+            self._write_metrics(changed=True)
         line = self._status_line()
         if line != getattr(self, "_last_line", None):
             self._last_line = line
@@ -798,7 +882,15 @@ def _window_doc(m: Measurement) -> dict[str, Any]:
         return {"feasible": False, "failure": m.failure}
     return {"feasible": True, "power_w": _round(m.avg_power_w), "throughput_ips": _round(m.throughput_ips),
             "energy_per_inference_mj": _mj(m.energy_per_inference_j),
-            "batch_latency_p95_ms": _round(m.batch_latency_p95_s * 1e3), "simulated": m.simulated}
+            "batch_latency_p95_ms": _round(m.batch_latency_p95_s * 1e3), "simulated": m.simulated,
+            "rails_w": _rails_w(m)}
+
+
+def _rails_w(m: Measurement) -> dict[str, float]:
+    """Average power per rail over a measurement (the rails' joules over its seconds)."""
+    if not m.time_s > 0:
+        return {}
+    return {name: round(j / m.time_s, 4) for name, j in m.rail_energy_j.items() if math.isfinite(j)}
 
 
 def _round(v: float) -> float | None:

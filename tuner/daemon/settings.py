@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -193,12 +193,58 @@ class DaemonSettings(_Section):
         return v
 
 
+def parse_listen(text: str) -> Tuple[str, int]:
+    """``host:port`` for the metrics endpoint: ``127.0.0.1:9642``, ``[::1]:9642``, ``0.0.0.0:9642``, or a
+    port alone (``9642``, ``:9642``), which listens on loopback. Port 0 takes any free port."""
+    t = str(text).strip()
+    host, sep, port = t.rpartition(":")
+    if not sep:
+        host, port = "", t
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, like \"[::1]:9642\", not {text!r}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen is host:port, like \"127.0.0.1:9642\", not {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics (tuner.metrics): an HTTP endpoint, a node_exporter textfile, or both; off by default."""
+
+    listen: Optional[str] = None  # "127.0.0.1:9642" (loopback), "[::1]:9642", "0.0.0.0:9642" (every interface)
+    textfile: Optional[Path] = None  # e.g. /var/lib/node_exporter/textfile_collector/edgetune.prom
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_listen(v)
+        return v
+
+    @field_validator("textfile")
+    @classmethod
+    def _textfile(cls, v: Path | None) -> Path | None:
+        if v is not None and (v.suffix != ".prom" or not v.is_absolute()):
+            raise ValueError(f"textfile must be an absolute path ending in .prom (node_exporter reads only "
+                             f"*.prom), not {str(v)!r}")
+        return v
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen is not None or self.textfile is not None
+
+    def address(self) -> tuple[str, int] | None:
+        return parse_listen(self.listen) if self.listen is not None else None
+
+
 class Settings(_Section):
     daemon: DaemonSettings = DaemonSettings()
     board: BoardSettings = BoardSettings()
     objective: ObjectiveSettings = ObjectiveSettings()
     search: SearchSettings = SearchSettings()
     watch: WatchSettings = WatchSettings()
+    metrics: MetricsSettings = MetricsSettings()
     workloads: List[WorkloadSettings] = Field(min_length=1)
 
     @model_validator(mode="after")

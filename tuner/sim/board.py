@@ -162,7 +162,7 @@ class SimBoard:
                     "governor": self._state[GPU_GOVERNOR]},
             "emc": None,
             "rails": [{"name": "VDD_IN" if p.soc != "t210" else "POM_5V_IN", "role": "total",
-                       "power_mw": round(idle * 1000), "in_total": True}],
+                       "power_mw": round(idle * 1000), "in_total": True}] if p.has_power_monitor else [],
             "thermal": [{"name": k, "temp_c": v} for k, v in self.temperatures().items()],
         }
 

@@ -203,6 +203,23 @@ def fit(boards: list[str], fixed: dict[str, DeviceModel], start: dict[str, Devic
     return models_of(best_x)
 
 
+# Jetson AGX Thor T5000 from the Orin NX 16GB, by published specifications (NVIDIA's
+# module data sheets and the Thor announcement):
+#   GPU time  x0.23: 2560 Blackwell CUDA cores at 1575 MHz against 1024 Ampere cores at
+#                    918 MHz (4.3x the core-clocks; tensor-core gains not counted)
+#   memory    x0.375: 273 GB/s LPDDR5X against 102.4 GB/s LPDDR5
+#   CPU time  x0.5: Neoverse-V3AE at 2.6 GHz against Cortex-A78AE at 2.0 GHz (1.3x the
+#                    clock, ~1.5x the work per clock)
+#   GPU power x2.7: ~38 W of VDD_GPU at peak in MAXN (a public Thor power characterisation)
+#                    against the Orin NX's fitted ~14 W
+#   base power x4.0: ~22 W of idle board power (module idle rails VDD_GPU ~5.5 W,
+#                    VDD_CPU_SOC_MSS, VIN_SYS_5V0, plus the carrier) against ~5.5 W
+#   usable memory 100 GiB of the 128 GB module
+# No published DNN-inference energy measurements of Thor were found: the entry is
+# labelled extrapolated, and every result on sim:jetson-agx-thor says so.
+THOR_RATIOS = (0.23, 0.375, 0.5, 2.7, 4.0, 100.0)
+
+
 def extrapolate(src: DeviceModel, gpu_item: float, mem_item: float, cpu: float, gpu_dyn: float,
                 base: float, usable: float) -> dict:
     """A sibling board from a calibrated one: GPU and memory times, CPU times,
@@ -249,6 +266,7 @@ def main() -> None:
     table["boards"]["jetson-agx-xavier"] = extrapolate(nx, 0.7, 0.6, 0.9, 1.8, 1.4, 26.0)
     table["boards"]["jetson-orin-nano"] = extrapolate(orin, 1.47, 1.5, 1.1, 0.55, 0.8, 5.0)
     table["boards"]["jetson-agx-orin"] = extrapolate(orin, 0.35, 0.5, 0.9, 3.0, 1.5, 50.0)
+    table["boards"]["jetson-agx-thor"] = extrapolate(orin, *THOR_RATIOS)
     Path(args.out).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     fails = [r for r in board_results(nano) + board_results(nx) + board_results(orin) + cross_results(models)
              if not r.ok]

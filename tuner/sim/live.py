@@ -193,7 +193,11 @@ class LiveSimulator:
             else:
                 assert r.voltage_file is not None and r.current_file is not None
                 volt_mv = self.fs.read_int(r.voltage_file) or 5000
-                write_record(self.fs.path(r.current_file), int(round(mw * 1000 / volt_mv)))
+                current = self.fs.path(r.current_file)
+                ma = int(round(mw * 1000 / volt_mv))
+                write_record(current, ma)
+                if r.chip == "ina238":  # the chip also reports its own product, in µW, for other readers
+                    write_record(current.with_name(current.name.replace("curr", "power")), volt_mv * ma)
 
     # --- running -------------------------------------------------------------------
     def _run(self) -> None:

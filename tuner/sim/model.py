@@ -28,7 +28,7 @@ to the published measurements listed in :mod:`tuner.sim.targets`).
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,11 @@ class DeviceModel:
         self.power = power
         self.workloads = workloads
         self.source = source  # "calibrated" or "extrapolated from <profile>"
+
+    @property
+    def extrapolated(self) -> bool:
+        """Whether the model was extrapolated by spec ratios rather than fitted to measurements."""
+        return "extrapolated" in self.source
 
     def workload(self, name: str) -> WorkloadParams:
         try:
@@ -221,13 +226,34 @@ def calibration_table() -> dict[str, Any]:
 
 
 def model_from_table(table: dict[str, Any], profile_name: str) -> DeviceModel:
+    """The device model of a profile: its own entry, or the entry of the profile it
+    shares its SoC and clocks with (``model_of``: the Nano 2GB runs the Nano's), with
+    the memory of its own module."""
     profile = get_profile(profile_name)
     entry = table["boards"].get(profile.name)
+    source = entry.get("source", "calibrated") if entry else ""
+    if entry is None and profile.model_of:
+        entry = table["boards"].get(profile.model_of)
+        if entry is not None:
+            source = (f"{entry.get('source', 'calibrated')}: the {profile.model_of} model (same SoC and clock "
+                      f"tables), with the memory of the {profile.title}")
     if entry is None:
         raise EdgetuneError(f"no simulator model for {profile.name}")
     power = _from_dict(PowerParams, entry["power"])
+    if profile.usable_mem_gib is not None:
+        power = replace(power, usable_mem_gib=profile.usable_mem_gib)
     workloads = {name: _from_dict(WorkloadParams, wp) for name, wp in entry["workloads"].items()}
-    return DeviceModel(profile, power, workloads, entry.get("source", "calibrated"))
+    return DeviceModel(profile, power, workloads, source)
+
+
+def model_label(board: object) -> dict[str, Any]:
+    """What a result's JSON says about a simulated board's device model: its source
+    and whether it was extrapolated (no published measurements of that board); {}
+    for a board without one (a real board, a replayed recording)."""
+    model = getattr(board, "model", None)
+    if not isinstance(model, DeviceModel):
+        return {}
+    return {"model_source": model.source, "extrapolated": model.extrapolated}
 
 
 def device_model(profile_name: str) -> DeviceModel:

@@ -50,10 +50,10 @@ class _Writer:
 
 def create_tree(profile_name: str, root: str | os.PathLike[str], jetpack: str | None = None) -> Path:
     """Write the emulated tree for ``profile_name`` under ``root`` and return it."""
-    profile = get_profile(profile_name)
-    jp = jetpack or profile.jetpacks[0]
-    if jp not in profile.jetpacks:
-        raise EdgetuneError(f"{profile.name} is emulated for JetPack {', '.join(profile.jetpacks)}, not {jp}")
+    base = get_profile(profile_name)
+    jp = str(jetpack or base.jetpacks[0]).strip()
+    profile = base.for_release(jp)  # the tables of that release; refuses one the board was not emulated for
+    layout = profile.layout(jp)
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise EdgetuneError(f"{root} exists and is not a directory")
@@ -66,7 +66,7 @@ def create_tree(profile_name: str, root: str | os.PathLike[str], jetpack: str | 
     _gpu(w, profile, jp)
     if profile.emc_hz:
         _emc(w, profile)
-    _rails(w, profile, jp)
+    _rails(w, profile, layout)
     _thermal(w, profile)
     _nvpmodel(w, profile, jp)
     (root / EMULATION_MARKER).write_text(json.dumps(
@@ -99,7 +99,7 @@ def _cpus(w: _Writer, p: BoardProfile, jp: str) -> None:
         w.file(f"{pol}/affected_cpus", cpus)
         w.file(f"{pol}/scaling_available_frequencies", " ".join(str(f) for f in p.cpu_khz) + " ")
         w.file(f"{pol}/scaling_available_governors", " ".join(governors) + " ")
-        w.file(f"{pol}/scaling_driver", "tegra194" if p.soc != "t210" else "tegra210")
+        w.file(f"{pol}/scaling_driver", "tegra194" if p.soc != "t210" else "tegra210")  # t264: inferred
         w.file(f"{pol}/cpuinfo_min_freq", lo)
         w.file(f"{pol}/cpuinfo_max_freq", hi)
         w.file(f"{pol}/cpuinfo_transition_latency", 300000)
@@ -122,7 +122,7 @@ def _gpu(w: _Writer, p: BoardProfile, jp: str) -> None:
     df = f"{dev}/devfreq/{node.devfreq_name}"
     lo, hi = p.gpu_hz[0], p.gpu_hz[-1]
     w.file(f"{df}/available_frequencies", " ".join(str(f) for f in p.gpu_hz))
-    w.file(f"{df}/available_governors", " ".join(p.gpu_governors))
+    w.file(f"{df}/available_governors", " ".join(p.gpu_governors_for(jp)))
     w.file(f"{df}/governor", "nvhost_podgov", RW)
     w.file(f"{df}/min_freq", lo, RW)
     w.file(f"{df}/max_freq", hi, RW)
@@ -132,10 +132,16 @@ def _gpu(w: _Writer, p: BoardProfile, jp: str) -> None:
     w.file(f"{df}/trans_stat", "")
     w.link(f"{df}/device", dev)
     w.link(f"/sys/class/devfreq/{node.devfreq_name}", df)
-    w.file(f"{dev}/load", 0)
-    dt = f"/sys/firmware/devicetree/base/{node.dt_node}"
-    w.file(f"{dt}/name", node.of_name + "\x00")
-    w.link(f"{dev}/of_node", dt)
+    if node.load:
+        w.file(f"{dev}/load", 0)
+    if node.scaling_3d:  # nvgpu before JetPack 7: the 3D-scaling switch jtop toggles
+        w.file(f"{dev}/enable_3d_scaling", 1, RW)
+    if node.devfreq_dev:  # JetPack 7 nvgpu: the path NVIDIA's *_KNEXT nvpmodel PARAMs name
+        w.link(f"{dev}/devfreq_dev", df)
+    if node.of_name is not None:
+        dt = f"/sys/firmware/devicetree/base/{node.dt_node}"
+        w.file(f"{dt}/name", node.of_name + "\x00")
+        w.link(f"{dev}/of_node", dt)
     # A devfreq device that is not the GPU, as real boards have, so discovery
     # has to pick by node name rather than take the first entry.
     if p.soc in ("t194", "t234"):
@@ -147,6 +153,33 @@ def _gpu(w: _Writer, p: BoardProfile, jp: str) -> None:
         w.link("/sys/class/devfreq/15340000.vic", vdf)
         w.file("/sys/firmware/devicetree/base/vic@15340000/name", "vic\x00")
         w.link(f"{vic}/of_node", "/sys/firmware/devicetree/base/vic@15340000")
+    if p.soc == "t264":
+        # Thor's other devfreq nodes: the GPU's NVD clock domain (gpu-nvd-0) and the
+        # memory bandwidth manager (bwmgr, the EMC clock; jetson-stats PR #825), neither
+        # with an of_node: the GPC domain is told apart by its name.
+        nvd = "/sys/devices/platform/gpu-nvd-0"
+        ndf = f"{nvd}/devfreq/gpu-nvd-0"
+        w.file(f"{ndf}/available_frequencies", "315000000 630000000 945000000 1260000000")
+        w.file(f"{ndf}/available_governors", " ".join(p.gpu_governors_for(jp)))
+        w.file(f"{ndf}/governor", "nvhost_podgov", RW)
+        for leaf, value in (("min_freq", 315000000), ("max_freq", 1260000000)):
+            w.file(f"{ndf}/{leaf}", value, RW)
+        w.file(f"{ndf}/cur_freq", 315000000)
+        w.link(f"{ndf}/device", nvd)
+        w.link("/sys/class/devfreq/gpu-nvd-0", ndf)
+        if p.emc_hz:
+            bw = "/sys/devices/platform/bwmgr"
+            bdf = f"{bw}/devfreq/bwmgr"
+            w.file(f"{bdf}/name", "bwmgr")
+            w.file(f"{bdf}/available_frequencies", " ".join(str(r) for r in p.emc_hz))
+            # the PR quotes the governor as "bpmp-bw…", cut off: the full name is inferred
+            w.file(f"{bdf}/available_governors", "bpmp-bw-mgr")
+            w.file(f"{bdf}/governor", "bpmp-bw-mgr", RW)
+            w.file(f"{bdf}/min_freq", p.emc_hz[0], RW)
+            w.file(f"{bdf}/max_freq", p.emc_hz[-1], RW)
+            w.file(f"{bdf}/cur_freq", p.emc_hz[-1])
+            w.link(f"{bdf}/device", bw)
+            w.link("/sys/class/devfreq/bwmgr", bdf)
 
 
 def _emc(w: _Writer, p: BoardProfile) -> None:
@@ -175,20 +208,32 @@ def _emc(w: _Writer, p: BoardProfile) -> None:
 #             1-0041/hwmon/hwmon4 on AGX Orin (frc971/971-Robot-Code, frc971/orin/hardware_monitor.cc)
 #   Orin, JetPack 6  /sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040/hwmon/hwmon1
 # Xavier on JetPack 5 is inferred (same controllers under /sys/devices/platform, as its GPU).
+# JetPack 7 (kernel 6.8) keeps the upstream device tree's bus@0 (the *_super.conf _KNEXT
+# PARAMs name /sys/devices/platform/bus@0/13e00000.host1x/...), so Orin's monitors are
+# placed as on JetPack 6 (inferred); Thor's I2C controller address is not published,
+# Orin's is reused (inferred).
 _I2C_CONTROLLER = {
     ("t210", 6): "50000000.host1x/546c0000.i2c/i2c-6",
     ("t186", 0): "3160000.i2c/i2c-0",
     ("t194", 1): "c240000.i2c/i2c-1",
     ("t194", 7): "c250000.i2c/i2c-7",
     ("t234", 1): "c240000.i2c/i2c-1",
+    ("t264", 1): "c240000.i2c/i2c-1",
 }
-_PLATFORM_ROOT = {"4": "/sys/devices", "5": "/sys/devices/platform", "6": "/sys/devices/platform/bus@0"}
+_PLATFORM_ROOT = {"4": "/sys/devices", "5": "/sys/devices/platform", "6": "/sys/devices/platform/bus@0",
+                  "7": "/sys/devices/platform/bus@0"}
 
 
-def _rails(w: _Writer, p: BoardProfile, jp: str) -> None:
+def _rails(w: _Writer, p: BoardProfile, layout: str) -> None:
+    """Every power monitor of the board, each one device directory with all its views.
+    A board without monitors (Jetson Nano 2GB) gets none: no i2c client, driver or hwmon."""
     idle = dict(p.idle_mw)
-    driver = "ina3221x" if jp == "4" else "ina3221"  # also the i2c client's `name`
-    controller = f"{_PLATFORM_ROOT[jp]}/{_I2C_CONTROLLER[(p.soc, p.ina_bus)]}"
+    driver = "ina3221x" if layout == "4" else "ina3221"  # also the i2c client's `name`
+    if p.input_monitor is not None:
+        _input_monitor(w, p, layout, len(p.rails) + 1)
+    if not p.rails:
+        return
+    controller = f"{_PLATFORM_ROOT[layout]}/{_I2C_CONTROLLER[(p.soc, p.ina_bus)]}"
     for k, labels in enumerate(p.rails):
         addr = f"{p.ina_bus}-{0x40 + k:04x}"
         dev = f"{controller}/{addr}"
@@ -196,10 +241,42 @@ def _rails(w: _Writer, p: BoardProfile, jp: str) -> None:
         w.link(f"/sys/bus/i2c/devices/{addr}", dev)
         w.link(f"/sys/bus/i2c/drivers/{driver}/{addr}", dev)
         w.link(f"{dev}/driver", f"/sys/bus/i2c/drivers/{driver}")
-        if jp == "4":
+        if layout == "4":
             _iio_monitor(w, dev, k, labels, idle)
         else:
             _hwmon_monitor(w, dev, k + 1, labels, idle)
+
+
+def _input_monitor(w: _Writer, p: BoardProfile, layout: str, n: int) -> None:
+    """The carrier-board input monitor of a Jetson AGX Thor: an INA238 on the mainline
+    hwmon driver (Documentation/hwmon/ina238.rst): ``in1_input`` bus voltage (mV),
+    ``curr1_input`` (mA), ``power1_input`` (µW, the chip's own product of the two),
+    ``in0_input`` shunt voltage (mV), ``temp1_input`` die temperature (m°C). Its hwmon
+    ``label`` (the device-tree label the hwmon core exposes) names the rail: VIN."""
+    mon = p.input_monitor
+    assert mon is not None
+    addr = f"{mon.bus}-{mon.address:04x}"
+    controller = f"{_PLATFORM_ROOT[layout]}/{_I2C_CONTROLLER.get((p.soc, mon.bus), f'i2c-{mon.bus}')}"
+    dev = f"{controller}/{addr}"
+    w.file(f"{dev}/name", mon.chip)
+    w.link(f"/sys/bus/i2c/devices/{addr}", dev)
+    w.link(f"/sys/bus/i2c/drivers/{mon.chip}/{addr}", dev)
+    w.link(f"{dev}/driver", f"/sys/bus/i2c/drivers/{mon.chip}")
+    hw = f"{dev}/hwmon/hwmon{n}"
+    ma = round(mon.idle_mw * 1000 / mon.bus_mv)
+    w.file(f"{hw}/name", mon.chip)
+    w.file(f"{hw}/label", mon.label)
+    w.file(f"{hw}/in0_input", 2)  # shunt voltage
+    w.file(f"{hw}/in1_input", mon.bus_mv)
+    w.file(f"{hw}/curr1_input", ma)
+    w.file(f"{hw}/power1_input", mon.bus_mv * ma)  # mV x mA = µW
+    w.file(f"{hw}/temp1_input", 38000)
+    for leaf, value in (("in0_max", 163), ("in1_max", 26000), ("power1_max", 168000000), ("temp1_max", 125000)):
+        w.file(f"{hw}/{leaf}", value, RW)
+    for leaf in ("in0_max_alarm", "in1_max_alarm", "power1_max_alarm", "temp1_max_alarm"):
+        w.file(f"{hw}/{leaf}", 0)
+    w.link(f"{hw}/device", dev)
+    w.link(f"/sys/class/hwmon/hwmon{n}", hw)
 
 
 def _iio_monitor(w: _Writer, dev: str, n: int, labels: tuple[str, ...], idle: dict[str, float]) -> None:
