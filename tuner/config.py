@@ -28,9 +28,10 @@ GPU_GOVERNOR = "gpu_governor"
 BATCH_SIZE = "batch_size"
 CONCURRENCY = "concurrency"
 PLACEMENT = "placement"
+POWER_MODE = "power_mode"  # an nvpmodel mode id: caps the clocks (and sets the cores) as one preset
 
 #: Knobs a board applies; everything else belongs to the workload.
-HARDWARE_KNOBS = frozenset({CPU_FREQ, GPU_FREQ, EMC_FREQ, CPU_CORES, CPU_GOVERNOR, GPU_GOVERNOR})
+HARDWARE_KNOBS = frozenset({CPU_FREQ, GPU_FREQ, EMC_FREQ, CPU_CORES, CPU_GOVERNOR, GPU_GOVERNOR, POWER_MODE})
 
 Scalar = Union[int, float, str, bool]
 

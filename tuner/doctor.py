@@ -136,8 +136,8 @@ def _cpufreq(fs: Sysfs) -> Check:
 def _gpu(fs: Sysfs) -> Check:
     gpu = find_gpu(fs)
     if gpu is None:
-        return Check("gpu", False, "no GPU devfreq node (looked in /sys/class/devfreq for gp10b, gv11b, ga10b, gpu, gb10b, "
-                     "gpu-gpc-0)",
+        return Check("gpu", False, "no GPU devfreq node (looked in /sys/class/devfreq for gp10b, gv11b, ga10b, "
+                     "gpu, gb10b, gpu-gpc-0)",
                      "check that the nvgpu driver is loaded (`ls /sys/class/devfreq`); on an emulated tree, "
                      "recreate it with `edgetune sim create`")
     hz = gpu.frequencies_hz

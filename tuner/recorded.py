@@ -42,11 +42,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ,
-                          GPU_GOVERNOR, PLACEMENT, Config)
+                          GPU_GOVERNOR, PLACEMENT, POWER_MODE, Config)
 from tuner.errors import EdgetuneError
 from tuner.measurement import Measurement
 from tuner.objective import Objective
-from tuner.replay import POWER_MODE
 from tuner.units import parse_freq, parse_scalar
 
 IGNORE = "-"  # --map COLUMN=- leaves a column out
@@ -431,14 +430,14 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
     counts = [len(v) for v in repeats.values()]
     any_sim = any(m.simulated for reps in repeats.values() for m in reps)
     objective = Objective()
-    best_config, best_trial, best_cost = None, None, math.inf
+    best_trial, best_cost = None, math.inf
     trials = []
     for config, reps in repeats.items():
         trial = Trial(config, Measurement.combine(reps), reps)
         cost = objective.cost(trial.measurement)
         trials.append((trial, cost))
         if cost < best_cost:
-            best_config, best_trial, best_cost = config, trial, cost
+            best_trial, best_cost = trial, cost
     store = Store(out_dir / "edgetune.sqlite")
     try:
         run = store.open_run("import", board_name, workload_name, any_sim,

@@ -41,8 +41,7 @@ RESULT_COLUMNS = ("trial", "role", "repeat", "feasible", "failure", "energy_j", 
 
 #: Knobs a recording may hold that belong to the board, not the workload
 #: (the nvpmodel power mode is a board setting, though no live board applies it yet).
-POWER_MODE = "power_mode"
-BOARD_KNOBS = HARDWARE_KNOBS | {POWER_MODE}
+BOARD_KNOBS = HARDWARE_KNOBS  # the knobs a board applies (power_mode among them)
 
 #: Rows of the search itself (references and governor rows are extra: they do not
 #: define the space)

@@ -30,7 +30,8 @@ def format_status(doc: dict[str, Any]) -> str:
         return f"edgetune daemon, pid {doc.get('pid')}: starting (restoring the board, opening the workload)\n"
     sim = " (simulated)" if doc.get("simulated") else ""
     temp = doc.get("temperature_c")
-    lines = [f"edgetune {doc.get('version', '?')} daemon, pid {doc.get('pid')}, up {duration_text(doc.get('uptime_s'))}",
+    up = duration_text(doc.get("uptime_s"))
+    lines = [f"edgetune {doc.get('version', '?')} daemon, pid {doc.get('pid')}, up {up}",
              f"board: {doc['board'].get('name')}{sim}" + (f", {temp:.1f} °C" if temp is not None else "")]
     if doc.get("restored_at_start"):
         lines.append(f"restored {doc['restored_at_start']} setting(s) an earlier run left changed")

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from tuner.boards.base import BoardInfo, validate_hardware
-from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, GPU_FREQ, GPU_GOVERNOR,
-                          Config, Knob)
+from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ,
+                          GPU_GOVERNOR, POWER_MODE, Config, Knob)
 from tuner.errors import ConfigError
 from tuner.measurement import OOM_PREFIX, Measurement
 from tuner.sim.governors import (DEFAULT_CPU_GOVERNOR, DEFAULT_GPU_GOVERNOR, Residency, RunEstimate,
@@ -94,24 +94,32 @@ class SimBoard:
         l4t_major = JETPACK_TO_L4T[jp]
         self.info = BoardInfo("sim", self.profile.name, self.profile.model, f"{l4t_major}.x", True,
                               {"mode": "analytic", "model": self.model.source, "jetpack": jp})
+        self.modes = _power_modes(self.profile, jp)
         self._state = self._defaults()
         self._temp_c = 40.0
         self._walk_state = 0.0  # the drift walk, in units of sigma
 
     def _defaults(self) -> dict[str, Any]:
+        """The board as the study ran it: default governors, no clock pinned, the EMC at its top
+        rate, no power mode's caps (an uncapped, MAXN-like state)."""
         return {CPU_GOVERNOR: DEFAULT_CPU_GOVERNOR, GPU_GOVERNOR: DEFAULT_GPU_GOVERNOR, CPU_FREQ: None,
-                GPU_FREQ: None, CPU_CORES: self.profile.ncpus}
+                GPU_FREQ: None, CPU_CORES: self.profile.ncpus, EMC_FREQ: None, POWER_MODE: None}
 
     # --- Board protocol -----------------------------------------------------------
     def knobs(self) -> list[Knob]:
         p = self.profile
-        return [
+        knobs = [
             Knob(CPU_FREQ, p.cpu_khz, "kHz"),
             Knob(CPU_GOVERNOR, p.cpu_governors(p.jetpacks[0]), ordered=False),
             Knob(CPU_CORES, tuple(range(1, p.ncpus + 1)), "cores"),
             Knob(GPU_FREQ, p.gpu_hz, "Hz"),
             Knob(GPU_GOVERNOR, p.gpu_governors, ordered=False),
         ]
+        if p.emc_hz:  # boards whose EMC the BPMP debugfs exposes (not the Nano)
+            knobs.append(Knob(EMC_FREQ, p.emc_hz, "Hz"))
+        if self.modes:  # mode ids: presets, not an ordered scale
+            knobs.append(Knob(POWER_MODE, tuple(sorted(self.modes)), ordered=False))
+        return knobs
 
     def apply(self, config: Config) -> None:
         """As on a real board: a frequency pins that clock; a governor without a
@@ -167,7 +175,14 @@ class SimBoard:
         }
 
     # --- measurement -----------------------------------------------------------------
+    def _caps(self) -> Any:
+        """The caps of the applied power mode (tuner.boards.nvpmodel.ModeCaps), or None."""
+        mode = self.modes.get(self._state.get(POWER_MODE))  # type: ignore[arg-type]
+        return None if mode is None else mode.caps
+
     def _residencies(self) -> tuple[Residency, Residency]:
+        """Where the clocks spend their time: pinned, or as the governor moves them; under a
+        power mode's caps either way (the firmware clamps a pinned clock above the cap)."""
         s = self._state
         if s[CPU_FREQ] is not None:
             cpu = Residency({int(s[CPU_FREQ]): 1.0}, False)
@@ -177,7 +192,22 @@ class SimBoard:
             gpu = Residency({int(s[GPU_FREQ]): 1.0}, False)
         else:
             gpu = gpu_residency(self.model, s[GPU_GOVERNOR])
+        caps = self._caps()
+        if caps is not None:
+            cpu = _capped(cpu, self.profile.cpu_khz, caps.cpu_max_khz)
+            gpu = _capped(gpu, self.profile.gpu_hz, caps.gpu_max_hz)
         return cpu, gpu
+
+    def _emc_hz(self) -> int | None:
+        """The EMC rate: pinned, else the top rate (its governor's choice under load), under the mode's cap."""
+        table = self.profile.emc_hz
+        if not table:
+            return None
+        fe = int(self._state.get(EMC_FREQ) or table[-1])
+        caps = self._caps()
+        if caps is not None and caps.emc_max_hz is not None:
+            fe = max([f for f in table if f <= min(fe, caps.emc_max_hz)] or [table[0]])
+        return fe
 
     def truth(self, workload: str, config: Config, inferences: int) -> RunEstimate:
         """Noiseless result of running ``config`` (the surface strategies are judged on).
@@ -191,7 +221,7 @@ class SimBoard:
             instances = int(config.get(CONCURRENCY, 1))
             self.model.check_memory(workload, batch, instances)
             cpu, gpu = self._residencies()
-            return run_estimate(self.model, workload, batch, inferences, cpu, gpu, instances)
+            return run_estimate(self.model, workload, batch, inferences, cpu, gpu, instances, self._emc_hz())
         finally:
             self._state = saved
 
@@ -268,3 +298,24 @@ class SimBoard:
         self._temp_c = target + (self._temp_c - target) * math.exp(-est.time_s / tau)
         leak_share = 0.15
         return 1.0 + leak_share * 0.01 * (self._temp_c - 40.0)
+
+
+def _power_modes(profile: Any, jetpack: str) -> dict[int, Any]:
+    """The profile's nvpmodel modes by id, parsed from the same conf its emulated tree carries."""
+    from tuner.boards.nvpmodel import parse_conf
+    from tuner.sim.profiles import nvpmodel_conf
+
+    text = nvpmodel_conf(profile, jetpack)
+    return {m.id: m for m in parse_conf(text).modes} if text else {}
+
+
+def _capped(res: Residency, table: tuple[int, ...], cap: int | None) -> Residency:
+    """``res`` under a clock cap: time above it is spent at the highest step at or below it."""
+    if cap is None:
+        return res
+    top = max([f for f in table if f <= cap] or [table[0]])
+    shares: dict[int, float] = {}
+    for f, share in res.shares.items():
+        key = f if f <= top else top
+        shares[key] = shares.get(key, 0.0) + share
+    return Residency(shares, res.dynamic)

@@ -89,7 +89,7 @@ class RunEstimate:
 
 
 def run_estimate(model: DeviceModel, workload: str, batch: int, inferences: int,
-                 cpu: Residency, gpu: Residency, instances: int = 1) -> RunEstimate:
+                 cpu: Residency, gpu: Residency, instances: int = 1, emc_hz: float | None = None) -> RunEstimate:
     """Time-weighted mix of steady states: the run progresses at each state's
     rate for its share of the time, so throughput mixes as rates, power as time."""
     rate = 0.0
@@ -97,7 +97,7 @@ def run_estimate(model: DeviceModel, workload: str, batch: int, inferences: int,
     for fc, wc in cpu.shares.items():
         for fg, wg in gpu.shares.items():
             w = wc * wg
-            pt = model.point(workload, fc, fg, batch, instances)
+            pt = model.point(workload, fc, fg, batch, instances, emc_hz)
             pc = pt.cpu_power_w * (1 + model.power.dvfs_overhead if cpu.dynamic else 1.0)
             pg = pt.gpu_power_w * (1 + model.power.dvfs_overhead if gpu.dynamic else 1.0)
             rate += w * instances / pt.batch_s

@@ -21,6 +21,21 @@ The smooth maximum makes latency plateau at high GPU frequency where the
 memory floor ``mem_item`` is large (Nano, Xavier) and not where it is small
 (Orin). Energy per batch is P × t with u = t_gpu / (t_cpu + t_gpu).
 
+The memory clock (EMC, ``fe``; boards with a BPMP EMC table; ``s_e = fe_max / fe``)
+stretches the memory-bound share ``m`` of the GPU's per-item time and the memory
+floor: ``gpu_item * g * (1 + m * (s_e - 1))`` and ``mem_item * s_e``, with
+``m = clip(mem_item / gpu_item, 0.2, 0.9)`` (a workload near its memory floor is
+mostly memory-bound).
+DRAM and controller background power falls with the rate:
+``P += emc_static * (fe / fe_max - 1)`` with ``emc_static`` a fixed share of the
+base power (:data:`EMC_STATIC_SHARE`). Neither is calibrated (the reference
+study kept the EMC at its governor's choice, ~the top rate, which is where the
+model reduces to the calibrated one); the shape follows published Orin Nano
+results (DNN latency 11-48 % slower from 3199 down to 2133 MHz, by how
+memory-bound the model is). ``membound`` is a reference workload whose memory
+floor dominates: ResNet-18's parameters with four times its GPU time per item
+as memory time.
+
 Parameters come from ``calibration.json`` (fitted by ``tuner/sim/calibrate.py``
 to the published measurements listed in :mod:`tuner.sim.targets`).
 """
@@ -50,8 +65,21 @@ def volts(f: float, f_min: float, f_max: float, v_min: float, knee: float, v_exp
     return v_min + (1.0 - v_min) * ((f - f_knee) / (f_max - f_knee)) ** v_exp
 
 
+def memory_share(w: WorkloadParams) -> float:
+    """The share of a workload's GPU time per item that waits on memory (the EMC clock stretches it)."""
+    return min(0.9, max(0.2, w.mem_item_s / w.gpu_item_s)) if w.gpu_item_s > 0 else 0.9
+
+
 def smoothmax(a: float, b: float, p: float = SMOOTHMAX_P) -> float:
     return (a ** p + b ** p) ** (1.0 / p)
+
+
+#: Share of the base power that is DRAM and memory-controller background at the top EMC rate
+#: (it scales with the rate). An assumption, not a fit: see the module docstring.
+EMC_STATIC_SHARE = 0.12
+#: The memory-bound reference workload, and how it is derived from ResNet-18.
+MEMBOUND = "membound"
+MEMBOUND_MEM_OVER_GPU = 4.0
 
 
 @dataclass(frozen=True)
@@ -157,12 +185,25 @@ class DeviceModel:
         prof = self.profile
         return self.power.base_w + 0.15 * self.cpu_power(prof.cpu_khz[0]) + self.gpu_power(prof.gpu_hz[0], 0.0) * 0.3
 
+    def emc_scale(self, fe: float | None) -> float:
+        """How much slower memory-bound work runs at EMC rate ``fe`` than at the top rate (1: top or not set)."""
+        table = self.profile.emc_hz
+        if fe is None or not table:
+            return 1.0
+        return table[-1] / fe
+
+    def emc_power(self, fe: float | None) -> float:
+        """Change of DRAM/controller background power at EMC rate ``fe`` against the top rate (<= 0)."""
+        return EMC_STATIC_SHARE * self.power.base_w * (1.0 / self.emc_scale(fe) - 1.0)
+
     # --- latency -------------------------------------------------------------------
-    def times(self, w: WorkloadParams, fc: float, fg: float, batch: int) -> tuple[float, float]:
+    def times(self, w: WorkloadParams, fc: float, fg: float, batch: int,
+              fe: float | None = None) -> tuple[float, float]:
         prof, p = self.profile, self.power
         t_cpu = (w.cpu_batch_s + batch * w.cpu_item_s) * (prof.cpu_khz[-1] / fc) ** p.cpu_exp + w.io_batch_s
-        gscale = prof.gpu_hz[-1] / fg
-        t_gpu = w.gpu_batch_s * gscale + batch * smoothmax(w.gpu_item_s * gscale, w.mem_item_s)
+        gscale, escale = prof.gpu_hz[-1] / fg, self.emc_scale(fe)
+        item = w.gpu_item_s * gscale * (1.0 + memory_share(w) * (escale - 1.0))
+        t_gpu = w.gpu_batch_s * gscale + batch * smoothmax(item, w.mem_item_s * escale)
         return t_cpu, t_gpu
 
     def memory_gib(self, w: WorkloadParams, batch: int, instances: int = 1) -> float:
@@ -179,14 +220,15 @@ class DeviceModel:
         1.3-1.9x on a Nano, 1.7-2.7x on a TX2 with PyTorch)."""
         return instances / (1.0 + (instances - 1) * self.power.contention)
 
-    def point(self, workload: str, fc: float, fg: float, batch: int, instances: int = 1) -> Point:
-        """Steady state of ``instances`` copies each running batches of ``batch``.
+    def point(self, workload: str, fc: float, fg: float, batch: int, instances: int = 1,
+              fe: float | None = None) -> Point:
+        """Steady state of ``instances`` copies each running batches of ``batch`` (EMC at ``fe``; None: top).
 
         With several instances the batch time is that of each instance (they
         share the GPU), so aggregate throughput is instances / batch time.
         """
         w = self.workload(workload)
-        t_cpu, t_gpu = self.times(w, fc, fg, batch)
+        t_cpu, t_gpu = self.times(w, fc, fg, batch, fe)
         _, t_gpu_top = self.times(w, self.profile.cpu_khz[-1], self.profile.gpu_hz[-1], batch)
         u = t_gpu / (t_cpu + t_gpu)
         activity = t_gpu_top / (t_cpu + t_gpu)
@@ -199,7 +241,7 @@ class DeviceModel:
             activity = min(1.0, activity * gain)
             pc *= min(instances, self.profile.ncpus)
         pg = self.gpu_power(fg, u)
-        pm = self.power.mem_w * activity
+        pm = self.power.mem_w * activity + self.emc_power(fe)
         return Point(t_cpu, t_gpu, self.power.base_w + pc + pg + pm, pc, pg, pm, u)
 
     def max_concurrency(self, workload: str, batch: int) -> int:
@@ -243,6 +285,9 @@ def model_from_table(table: dict[str, Any], profile_name: str) -> DeviceModel:
     if profile.usable_mem_gib is not None:
         power = replace(power, usable_mem_gib=profile.usable_mem_gib)
     workloads = {name: _from_dict(WorkloadParams, wp) for name, wp in entry["workloads"].items()}
+    if MEMBOUND not in workloads and "resnet18" in workloads:
+        r18 = workloads["resnet18"]
+        workloads[MEMBOUND] = replace(r18, mem_item_s=MEMBOUND_MEM_OVER_GPU * r18.gpu_item_s)
     return DeviceModel(profile, power, workloads, source)
 
 
