@@ -34,6 +34,12 @@ from tuner.journal import Journal, RestoreReport, default_journal_path, same_val
 
 log = logging.getLogger("edgetune.sysfs")
 
+#: Written by ``edgetune sim create`` at the root of an emulated tree, so that
+#: everything read from that tree is labelled simulated.
+EMULATION_MARKER = ".edgetune-emulated.json"
+#: A knob that is no file: the nvpmodel power mode (tuner.boards.nvpmodel sets and reads it).
+NVPMODEL_MODE = "nvpmodel:mode"
+
 
 @dataclass(frozen=True)
 class ExternalChange:
@@ -86,12 +92,26 @@ class Sysfs:
     def exists(self, dev_path: str | os.PathLike[str]) -> bool:
         return self.path(dev_path).exists()
 
+    def is_knob(self, dev_path: str | os.PathLike[str]) -> bool:
+        """Whether ``dev_path`` is something a value can be written to: a regular file, or the
+        power mode where the board has nvpmodel (its conf)."""
+        if dev_path == NVPMODEL_MODE:
+            return self.path("/etc/nvpmodel.conf").exists()
+        return self.path(dev_path).is_file()
+
     def glob(self, pattern: str) -> list[Path]:
         """Sorted matches of a device-path glob, as paths under ``root``."""
         return sorted(self.root.glob(pattern.lstrip("/")), key=_natural_key)
 
     def read(self, dev_path: str | os.PathLike[str]) -> str:
         """Read a small attribute; strips whitespace and device-tree NULs."""
+        if dev_path == NVPMODEL_MODE:
+            from tuner.boards.nvpmodel import mode_id
+
+            current = mode_id(self)
+            if current is None:
+                raise HardwareError("cannot read the power mode: no usable /etc/nvpmodel.conf")
+            return str(current)
         try:
             with open(self.path(dev_path), "rb") as fh:
                 raw = fh.read(65536)
@@ -116,6 +136,8 @@ class Sysfs:
             return None
 
     def writable(self, dev_path: str | os.PathLike[str]) -> bool:
+        if dev_path == NVPMODEL_MODE:  # set by running nvpmodel (root), or emulated
+            return self.is_knob(dev_path)
         try:
             mode = os.stat(self.path(dev_path)).st_mode
         except OSError:
@@ -138,18 +160,25 @@ class Sysfs:
         dev_path = os.fspath(dev_path)
         path = self.path(dev_path)
         text = str(value)
-        if not path.is_file():
+        if not self.is_knob(dev_path):
             raise HardwareError(f"cannot write {dev_path}: no such file")
         if not self.writable(dev_path):
             raise HardwareError(f"cannot write {dev_path}: the file is read-only")
         if journal:
             self.journal.record(dev_path, self.read(dev_path), writing=text)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-            try:
-                os.write(fd, (text + "\n").encode())
-            finally:
-                os.close(fd)
+            if dev_path == NVPMODEL_MODE:
+                from tuner.boards.nvpmodel import set_mode
+
+                set_mode(self, int(text))
+                if journal:  # (a restore writes unjournalled, under the journal's lock)
+                    self._adopt_mode_switch()
+            else:
+                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                try:
+                    os.write(fd, (text + "\n").encode())
+                finally:
+                    os.close(fd)
         except OSError as exc:
             raise HardwareError(f"kernel refused {text} for {dev_path}: {exc.strerror or exc}") from None
         back = text
@@ -160,6 +189,17 @@ class Sysfs:
         if journal:
             self.journal.wrote(dev_path, back)
             self.written[dev_path] = back
+
+    def _adopt_mode_switch(self) -> None:
+        """nvpmodel, run by edgetune, rewrote clock files edgetune had written: what they hold now is
+        edgetune's doing, so the watch must not take it for another program's, nor restore skip it."""
+        for path in list(self.written):
+            if path == NVPMODEL_MODE:
+                continue
+            now = self.try_read(path)
+            if now is not None:
+                self.written[path] = now
+                self.journal.wrote(path, now)
 
     def external_changes(self, paths: Optional[Iterable[str]] = None) -> List[ExternalChange]:
         """Files this process wrote (all, or those in ``paths``) that now hold another value.
@@ -297,7 +337,7 @@ def apply_plan(fs: Sysfs, writes: list[Write]) -> None:
     leaves no gap between reading a file back and writing it again.
     """
     for path, _ in writes:
-        if not fs.path(path).is_file():
+        if not fs.is_knob(path):
             raise HardwareError(f"cannot write {path}: no such file")
         if not fs.writable(path):
             raise HardwareError(f"cannot write {path}: the file is read-only")
@@ -305,7 +345,8 @@ def apply_plan(fs: Sysfs, writes: list[Write]) -> None:
         changes = fs.external_changes(dict.fromkeys(path for path, _ in writes))
         if changes:
             raise ExternalChangeError(changes)
-        writes = _needed(fs.written, writes)
+        if not any(path == NVPMODEL_MODE for path, _ in writes):  # a mode switch rewrites the clock files
+            writes = _needed(fs.written, writes)
     before: dict[str, str] = {}
     for path, _ in writes:
         before.setdefault(path, fs.read(path))

@@ -22,11 +22,8 @@ from tuner.boards.ina3221 import Ina3221Source, discover_rails
 from tuner.boards.nvpmodel import PowerModeReader
 from tuner.boards.sysfs_board import SysfsBoard
 from tuner.errors import BoardNotFound
-from tuner.sysfs import Sysfs
+from tuner.sysfs import EMULATION_MARKER, Sysfs  # noqa: F401 (EMULATION_MARKER: re-exported)
 
-#: Written by ``edgetune sim create`` at the root of an emulated tree, so that
-#: everything read from that tree is labelled simulated.
-EMULATION_MARKER = ".edgetune-emulated.json"
 
 #: What ``probe --json`` says (``power_note``) on a board without a power monitor.
 NO_MONITOR_NOTE = ("no power monitor (INA3221 or INA238) found: this board cannot measure energy "

@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from tuner.sysfs import Sysfs
+from tuner.sysfs import EMULATION_MARKER, Sysfs
 
 CONF = "/etc/nvpmodel.conf"
 STATUS = "/var/lib/nvpmodel/status"
@@ -446,3 +446,54 @@ def _link_target(fs: Sysfs, path: str) -> str:
     if rel == ".." or rel.startswith("../"):  # a link that leaves the root
         return path
     return "/" + rel
+
+
+# --- setting the mode ------------------------------------------------------------
+
+# The power mode is a knob edgetune sets with ``nvpmodel -m`` and journals like any knob file
+# (tuner.sysfs.NVPMODEL_MODE: Sysfs reads and writes it through mode_id and set_mode), so
+# restore, the journal and the watch for other programs treat it as they treat the clocks.
+NVPMODEL_TIMEOUT_S = 60.0
+
+
+def mode_id(fs: Sysfs) -> Optional[int]:
+    """The current mode's id, or None without a usable nvpmodel.conf."""
+    state = read_power_mode(fs)
+    return None if state is None or state.mode is None else state.mode.id
+
+
+def set_mode(fs: Sysfs, mode: int) -> None:
+    """Switch the power mode, as ``sudo nvpmodel -m MODE`` does.
+
+    On a board the tool itself runs (it rewrites the clock caps, the online
+    cores and its status file); it is never answered interactively, so a mode
+    that asks for a reboot (some core-count changes on Orin) is refused in one
+    line instead of hanging. On an emulated tree (``edgetune sim create``) the
+    tool's record is written: the status file.
+    """
+    from tuner.errors import HardwareError
+
+    conf = read_conf(fs)
+    if conf is None or conf.mode(mode) is None:
+        ids = ", ".join(str(m.id) for m in conf.modes) if conf else "none: no /etc/nvpmodel.conf"
+        raise HardwareError(f"power mode {mode} is not defined in {CONF} (modes: {ids})")
+    if (fs.root / EMULATION_MARKER).exists():
+        path = fs.path(STATUS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"pmode:{mode:04d}\n")
+        return
+    import shutil
+    import subprocess
+
+    tool = shutil.which("nvpmodel")
+    if tool is None:
+        raise HardwareError("cannot set the power mode: the nvpmodel tool is not installed (JetPack's nvpmodel)")
+    try:
+        done = subprocess.run([tool, "-m", str(mode)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=NVPMODEL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise HardwareError(f"nvpmodel -m {mode} did not finish in {NVPMODEL_TIMEOUT_S:g} s") from None
+    said = (done.stdout + done.stderr).strip().splitlines()
+    if done.returncode != 0 or any("reboot" in line.lower() for line in said):
+        why = said[-1] if said else f"exit status {done.returncode}"
+        raise HardwareError(f"nvpmodel -m {mode} refused: {why}")

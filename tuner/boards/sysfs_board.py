@@ -8,6 +8,7 @@ discover.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tuner.boards.base import BoardInfo, PowerSource, validate_hardware
@@ -16,9 +17,10 @@ from tuner.boards.devfreq import GpuControl
 from tuner.boards.emc import EmcControl
 from tuner.boards.nvpmodel import SOURCE_STATUS, STATUS, PowerModeReader, PowerModeState
 from tuner.boards.thermal import Thermal
-from tuner.config import CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ, GPU_GOVERNOR, Config, Knob
+from tuner.config import (CPU_CORES, CPU_FREQ, CPU_GOVERNOR, EMC_FREQ, GPU_FREQ, GPU_GOVERNOR, POWER_MODE, Config,
+                          Knob)
 from tuner.errors import ConfigError
-from tuner.sysfs import Sysfs, Write, apply_plan, plan_min_max
+from tuner.sysfs import NVPMODEL_MODE, Sysfs, Write, apply_plan, plan_min_max
 
 #: Knobs whose domains a power mode narrows (tuner.boards.nvpmodel).
 MODE_CAPPED = (CPU_FREQ, GPU_FREQ, EMC_FREQ)
@@ -65,6 +67,9 @@ class SysfsBoard:
                 knobs.append(Knob(GPU_GOVERNOR, self.gpu.gpu.governors, ordered=False))
         if self.emc is not None and self.emc.frequencies_hz:
             knobs.append(Knob(EMC_FREQ, tuple(self.emc.frequencies_hz), "Hz"))
+        state = self.power_mode()
+        if state is not None and state.conf.modes:  # mode ids: presets, not an ordered scale
+            knobs.append(Knob(POWER_MODE, tuple(sorted(m.id for m in state.conf.modes)), ordered=False))
         return knobs
 
     def validate(self, config: Config) -> Config:
@@ -74,6 +79,14 @@ class SysfsBoard:
 
     def _validate(self, config: Config, state: PowerModeState | None) -> tuple[Config, list[Knob]]:
         device = self.device_knobs()
+        if state is not None and POWER_MODE in config:
+            # the clocks go with the mode the config switches to: its caps, and the firmware's
+            # clamp of a clock asked above them (as it clamps after `nvpmodel -m`)
+            target = state.conf.mode(int(config[POWER_MODE]))  # type: ignore[arg-type]
+            if target is None:
+                validate_hardware(config, device, f"this board ({self.info.profile or self.info.kind})")
+            state = replace(state, mode=target)
+            config = _clamped(config, device, state)
         knobs = _limit(device, state)
         if state is not None:
             full = {k.name: k.values for k in device}
@@ -86,12 +99,16 @@ class SysfsBoard:
 
     # --- apply -------------------------------------------------------------------
     def plan(self, config: Config) -> list[Write]:
-        hw, knobs = self._validate(config, self.power_mode())
+        now = self.power_mode()
+        hw, knobs = self._validate(config, now)
         domain = {k.name: set(k.values) for k in knobs}
         up: list[Write] = []
         down: list[Write] = []
+        if POWER_MODE in hw and now is not None and (now.mode is None or int(hw[POWER_MODE]) != now.mode.id):
+            up.append((NVPMODEL_MODE, str(hw[POWER_MODE])))  # first: the mode rewrites the clock caps
         if CPU_CORES in hw:
-            up, down = self.cpu.plan_cores(int(hw[CPU_CORES]))
+            cores_up, down = self.cpu.plan_cores(int(hw[CPU_CORES]))
+            up += cores_up
         writes = list(up)
         cpu_gov = hw.get(CPU_GOVERNOR)
         # A governor without a frequency means "that governor over the full
@@ -237,6 +254,18 @@ class SysfsBoard:
         search space and to what, or None where no mode narrows it."""
         doc = self.describe_power_mode()
         return doc["space_note"] if doc else None
+
+
+def _clamped(config: Config, device: list[Knob], state: PowerModeState) -> Config:
+    """``config`` with each clock above ``state``'s caps lowered to the highest step the mode allows."""
+    values = config.to_dict()
+    for k in device:
+        if k.name in MODE_CAPPED and k.name in values:
+            allowed = state.allowed(k.name, k.values)  # type: ignore[arg-type]
+            if allowed and values[k.name] in k.values and values[k.name] not in allowed:
+                values[k.name] = max(v for v in allowed if v <= values[k.name]) if any(
+                    v <= values[k.name] for v in allowed) else allowed[0]  # type: ignore[operator]
+    return Config(values)
 
 
 def _limit(knobs: list[Knob], state: PowerModeState | None) -> list[Knob]:
