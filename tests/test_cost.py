@@ -69,7 +69,9 @@ def test_bench_reports_the_median_cost_at_its_budget():
     row = json.loads(res.stdout)["strategies"][0]
     assert row["exploration_at_budget"]["time_s"]["median"] > 0
     assert row["exploration_at_budget"]["energy_j"]["median"] > 0
-    assert "median" in row["payback_s_at_budget"]
+    assert row["payback_s_at_budget"]["median"] is None or row["payback_s_at_budget"]["median"] >= 0
+    assert row["payback_s_at_budget"]["p90"] is None or row["payback_s_at_budget"]["p90"] >= \
+        (row["payback_s_at_budget"]["median"] or 0)
 
 
 def test_a_board_without_energy_reports_time_and_no_payback():
@@ -80,3 +82,12 @@ def test_a_board_without_energy_reports_time_and_no_payback():
     from tuner.units import cost_text
 
     assert "energy not measured" in cost_text(e.to_dict(), None)
+
+
+def test_a_simulated_board_without_power_monitor_measures_no_energy(tmp_path):
+    res = CliRunner().invoke(app, ["tune", "--board", "sim:jetson-nano-2gb", "--workload", "alexnet", "--objective",
+                                   "time", "--budget", "3", "--out", str(tmp_path / "run"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["exploration"]["energy_j"] is None and doc["payback_s"] is None
+    assert doc["best"]["energy_j"] is None and doc["exploration"]["time_s"] > 0

@@ -145,3 +145,31 @@ def test_the_power_mode_and_its_caps_are_shown(make_tree):
     (root / "etc/nvpmodel.conf").unlink()
     check = by_name(doctor(root)[1])["power_mode"]
     assert check["ok"] and "no /etc/nvpmodel.conf" in check["detail"]
+
+
+def test_as_a_normal_user_unreadable_debugfs_and_socket_are_named_not_a_traceback(make_tree, tmp_path):
+    """On a board /sys/kernel/debug is root's (0700) and /run/edgetune root:edgetune (0750)."""
+    import subprocess
+    import sys
+
+    root = make_tree("jetson-orin-nx")
+    os.chmod(root / "sys/kernel/debug", 0o700)
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    # the tree and the repository must be reachable by the unprivileged user
+    for p in (tmp_path, *tmp_path.parents):
+        if p != Path("/"):
+            os.chmod(p, os.stat(p).st_mode | 0o005)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to an unprivileged user")
+    # everything imported first: the interpreter itself lives under /root, which uid 65534 cannot read
+    script = ("import json, os, sys; from pathlib import Path; from tuner.doctor import report, run_checks; "
+              "import tuner.daemon.protocol; os.setgid(65534); os.setuid(65534); "
+              "print(json.dumps(report(run_checks(Path(sys.argv[1]), Path(sys.argv[2])))))")
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", script, str(root), str(run / "edgetune.sock")], capture_output=True,
+                         text=True, timeout=60, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert "Traceback" not in out.stderr, out.stderr
+    checks = by_name(json.loads(out.stdout))
+    assert not checks["emc"]["ok"] and "sudo" in checks["emc"]["fix"]
+    assert not checks["daemon_socket"]["ok"] and "not readable" in checks["daemon_socket"]["detail"]

@@ -151,7 +151,11 @@ def _emc(fs: Sysfs) -> Check:
         span = f"{len(rates)} rates" if rates else "no rate list"
         return Check("emc", True, f"{EMC_CLK}: {span}", needed=False)
     debug = fs.path("/sys/kernel/debug")
-    mounted = debug.is_dir() and any(debug.iterdir())
+    try:
+        mounted = debug.is_dir() and any(debug.iterdir())
+    except PermissionError:  # debugfs is root's (mode 0700): it may well be mounted
+        return Check("emc", False, "/sys/kernel/debug is not readable: the memory clock cannot be checked",
+                     "run edgetune doctor as root (sudo)", needed=False)
     if not mounted:
         return Check("emc", False, "the memory clock is not reachable: debugfs is not mounted",
                      "sudo mount -t debugfs none /sys/kernel/debug (only needed to tune emc_freq_hz)", needed=False)
@@ -256,7 +260,12 @@ def _unit(fs: Sysfs) -> Check:
 def _socket(socket: Optional[Path]) -> Check:
     if socket is None:
         return Check("daemon_socket", True, "not checked", needed=False)
-    if not socket.exists():
+    try:
+        present = socket.exists()
+    except PermissionError:  # /run/edgetune is root:edgetune 0750
+        return Check("daemon_socket", False, f"{socket.parent} is not readable by this user",
+                     "join the socket's group (sudo usermod -aG edgetune $USER) or use sudo", needed=False)
+    if not present:
         return Check("daemon_socket", False, f"{socket} does not exist: the daemon is not running",
                      "sudo systemctl start edgetune (or `edgetune daemon --config FILE`)", needed=False)
     from tuner.daemon.protocol import request

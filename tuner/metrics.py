@@ -131,8 +131,8 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # owns fd from here: closed whatever fails below
+            os.fchmod(f.fileno(), 0o644)
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

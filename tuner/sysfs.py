@@ -90,7 +90,11 @@ class Sysfs:
         return "/" + str(Path(path).relative_to(self.root))
 
     def exists(self, dev_path: str | os.PathLike[str]) -> bool:
-        return self.path(dev_path).exists()
+        """Whether the path exists; False where a parent is not readable (debugfs as a normal user)."""
+        try:
+            return self.path(dev_path).exists()
+        except OSError:
+            return False
 
     def is_knob(self, dev_path: str | os.PathLike[str]) -> bool:
         """Whether ``dev_path`` is something a value can be written to: a regular file, or the

@@ -160,14 +160,12 @@ class PowerModeState:
     def refusal(self, knob: str, value: int, allowed: Sequence[int] = ()) -> str:
         """One line saying why ``value`` is outside the mode (for an error)."""
         clock = _KNOB_CLOCK[knob]
-        floor, cap = self.caps.window(clock) if self.caps else (None, None)
+        _floor, cap = self.caps.window(clock) if self.caps else (None, None)
         unit = _UNIT[clock]
         where = f"power mode {self.mode.label if self.mode else '?'}"
         if cap is not None and value > cap:
             what = f"above the {cap} {unit} cap of {where}"
-        elif floor is not None and value < floor:
-            what = f"below the {floor} {unit} floor of {where}"
-        else:  # inside [floor, cap] but not one of the steps the window resolves to
+        else:  # not one of the steps the cap resolves to (MIN_FREQ is no limit: see allowed())
             what = f"outside the clock window of {where}"
         span = f"; it allows {min(allowed)}-{max(allowed)} {unit}" if allowed else ""
         return f"{knob}={value} is {what}{span} (change the mode with `sudo nvpmodel -m <id>`)"

@@ -263,6 +263,8 @@ class SimBoard:
         scale = energy / est.energy_j
         rails = {"total": energy, "cpu": est.cpu_power_w * est.time_s * scale,
                  "gpu": est.gpu_power_w * est.time_s * scale}
+        if not self.profile.has_power_monitor:  # a Nano 2GB measures time, never energy
+            energy, rails = math.nan, {}
         return Measurement(
             config=config, simulated=True, energy_j=energy, time_s=time_s, inferences=inferences,
             rail_energy_j=rails, batch_latency_p50_s=p50, batch_latency_p95_s=p95,

@@ -30,6 +30,7 @@ import numpy as np
 
 from tuner.boards.cpufreq import CpuFreq
 from tuner.boards.devfreq import find_gpu
+from tuner.boards.emc import EMC_CLK
 from tuner.boards.ina3221 import discover_rails
 from tuner.boards.jetson import EMULATION_MARKER
 from tuner.errors import EdgetuneError, HardwareError
@@ -137,6 +138,11 @@ class LiveSimulator:
             replace_file(fs.path(g.file("cur_freq")), fg_out)
         return fc_out, fg_out
 
+    def emc_rate(self) -> int | None:
+        """The memory clock as the BPMP debugfs shows it (None where the tree has no EMC: top rate)."""
+        text = self.fs.try_read(f"{EMC_CLK}/rate")
+        return int(text) if text and text.isdigit() and int(text) > 0 else None
+
     # --- the board's part ----------------------------------------------------------
     def rail_powers(self, total_w: float, cpu_w: float, gpu_w: float, mem_w: float) -> dict[str, float]:
         base = self.model.power.base_w
@@ -157,7 +163,7 @@ class LiveSimulator:
         act = read_activity(self.root)
         m = self.model
         if act.active and act.workload in m.workloads:
-            pt = m.point(act.workload, fc, fg, act.batch_size, act.instances)
+            pt = m.point(act.workload, fc, fg, act.batch_size, act.instances, fe=self.emc_rate())
             total, cpu_w, gpu_w, mem_w, util = pt.power_w, pt.cpu_power_w, pt.gpu_power_w, pt.mem_power_w, pt.gpu_util
         else:
             total = m.idle_power()
