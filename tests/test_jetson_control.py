@@ -186,3 +186,20 @@ def test_cli_apply_then_restore(nano):
     assert read(nano, f"{POL}/scaling_max_freq") == "1428000"
     subprocess.run([*CLI, "restore", "--root", str(nano)], check=True, capture_output=True, timeout=60)
     assert tree_state(nano) == before
+
+
+def test_a_governor_write_takes_the_kernels_setspeed_rewrite_as_edgetunes(make_tree):
+    """Leaving userspace makes the kernel show ``<unsupported>`` in scaling_setspeed: that is the
+    effect of edgetune's own write, not another program's, so the watch must not report it."""
+    root = make_tree("jetson-orin-nx")
+    fs = Sysfs(root)
+    pol = "/sys/devices/system/cpu/cpufreq/policy0"
+    fs.write(f"{pol}/scaling_governor", "userspace")
+    fs.write(f"{pol}/scaling_setspeed", "1420800")
+    (root / pol.lstrip("/") / "scaling_setspeed").write_text("<unsupported>\n")  # the kernel, on the next write
+    fs.write(f"{pol}/scaling_governor", "schedutil")
+    assert fs.external_changes() == []
+    (root / pol.lstrip("/") / "scaling_max_freq").write_text("1190400\n")  # another program: still seen
+    fs.write(f"{pol}/scaling_max_freq", "1984000")
+    (root / pol.lstrip("/") / "scaling_max_freq").write_text("1190400\n")
+    assert [c.path for c in fs.external_changes()] == [f"{pol}/scaling_max_freq"]

@@ -193,17 +193,24 @@ class Sysfs:
         if journal:
             self.journal.wrote(dev_path, back)
             self.written[dev_path] = back
+            if dev_path.endswith("/scaling_governor"):  # the kernel rewrites setspeed with the governor
+                self._adopt(dev_path[: -len("scaling_governor")] + "scaling_setspeed")
 
     def _adopt_mode_switch(self) -> None:
         """nvpmodel, run by edgetune, rewrote clock files edgetune had written: what they hold now is
         edgetune's doing, so the watch must not take it for another program's, nor restore skip it."""
         for path in list(self.written):
-            if path == NVPMODEL_MODE:
-                continue
-            now = self.try_read(path)
-            if now is not None:
-                self.written[path] = now
-                self.journal.wrote(path, now)
+            if path != NVPMODEL_MODE:
+                self._adopt(path)
+
+    def _adopt(self, path: str) -> None:
+        """Take what ``path`` holds now as edgetune's value (a side effect of edgetune's own write)."""
+        if path not in self.written:
+            return
+        now = self.try_read(path)
+        if now is not None:
+            self.written[path] = now
+            self.journal.wrote(path, now)
 
     def external_changes(self, paths: Optional[Iterable[str]] = None) -> List[ExternalChange]:
         """Files this process wrote (all, or those in ``paths``) that now hold another value.
