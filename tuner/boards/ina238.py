@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.boards.ina3221 import Rail, rail_role
+from tuner.boards.ina3221 import Rail, rail_role, walk_views
 from tuner.sysfs import Sysfs
 
 #: Chips of the mainline ina238 hwmon driver; the i2c client's and the hwmon device's ``name``.
@@ -37,36 +37,21 @@ INA238_NAMES = ("ina238", "ina237", "ina228")
 #: The name of an unlabelled input monitor: the carrier-board input.
 INPUT_LABEL = "VIN"
 
-# (glob of a monitor's hwmon directory, how many levels above it the `name` file to
+# (tag, glob of a monitor's hwmon directory, how many levels above it the `name` file to
 # check is; None where the driver in the path already says it), in order of preference.
-_VIEWS = tuple((f"/sys/bus/i2c/drivers/{chip}/*/hwmon/hwmon*", None) for chip in INA238_NAMES) + (
-    ("/sys/bus/i2c/devices/*/hwmon/hwmon*", 2),
-    ("/sys/class/hwmon/hwmon*", 0),
+_VIEWS = tuple(("hwmon", f"/sys/bus/i2c/drivers/{chip}/*/hwmon/hwmon*", None) for chip in INA238_NAMES) + (
+    ("hwmon", "/sys/bus/i2c/devices/*/hwmon/hwmon*", 2),
+    ("hwmon", "/sys/class/hwmon/hwmon*", 0),
 )
 
 
 def discover_ina238(fs: Sysfs) -> list[Rail]:
     """The rail of every INA238-family monitor, each once whatever views reach it."""
-    seen: set[Path] = set()
     rails: list[Rail] = []
-    for pattern, up in _VIEWS:
-        for mon in fs.glob(pattern):
-            owner = mon
-            for _ in range(up or 0):
-                owner = owner.parent  # lexical: the view's own path to the i2c device
-            chip = fs.try_read(fs.rel(owner / "name")) if up is not None else mon.parent.parent.parent.name
-            if chip not in INA238_NAMES:
-                continue
-            try:
-                real = mon.resolve()
-            except (OSError, RuntimeError):  # a link loop: not a monitor we can read
-                continue
-            if real in seen:
-                continue
-            seen.add(real)
-            rail = _rail(fs, fs.rel(mon), chip, taken=[r.name for r in rails])
-            if rail is not None:
-                rails.append(rail)
+    for _tag, base, chip in walk_views(fs, _VIEWS, INA238_NAMES):
+        rail = _rail(fs, base, chip, taken=[r.name for r in rails])
+        if rail is not None:
+            rails.append(rail)
     return rails
 
 

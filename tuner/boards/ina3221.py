@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from tuner.boards.base import POWER, Channel
 from tuner.sysfs import AttrReader, Sysfs
@@ -90,23 +91,39 @@ def discover_rails(fs: Sysfs) -> list[Rail]:
 
 def _monitors(fs: Sysfs) -> list[tuple[str, str]]:
     """(layout, device path) of every INA3221 monitor, each once whatever views reach it."""
+    return [(layout, path) for layout, path, _chip in walk_views(fs, _VIEWS, INA_NAMES)]
+
+
+def walk_views(fs: Sysfs, views: Iterable[tuple[str, str, int | None]],
+               names: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(tag, device path, chip) of every power monitor the views reach whose chip is in ``names``,
+    each once (by its real path), named through the first view that reached it.
+
+    ``views`` are (tag, glob of the monitor's iio or hwmon directory, how many levels above it
+    the ``name`` file to check is; None where the ``drivers/<chip>`` in the path says it).
+    """
+    wanted = set(names)
     seen: set[Path] = set()
-    found: list[tuple[str, str]] = []
-    for layout, pattern, up in _VIEWS:
+    found: list[tuple[str, str, str]] = []
+    for tag, pattern, up in views:
         for mon in fs.glob(pattern):
-            if up is not None:
+            if up is None:
+                parts = fs.rel(mon).split("/")
+                chip = parts[parts.index("drivers") + 1] if "drivers" in parts else None
+            else:
                 owner = mon
                 for _ in range(up):
                     owner = owner.parent  # lexical: the view's own path to the i2c device
-                if fs.try_read(fs.rel(owner / "name")) not in INA_NAMES:
-                    continue
+                chip = fs.try_read(fs.rel(owner / "name"))
+            if chip not in wanted:
+                continue
             try:
                 real = mon.resolve()
             except (OSError, RuntimeError):  # a link loop: not a monitor we can read
                 continue
             if real not in seen:
                 seen.add(real)
-                found.append((layout, fs.rel(mon)))
+                found.append((tag, fs.rel(mon), str(chip)))
     return found
 
 
