@@ -19,6 +19,9 @@ ONLINE = "online"
 
 @dataclass(frozen=True)
 class Governor:
+    """One way of choosing clocks that ``compare`` measures: its row name, its kind
+    (kernel, pinned or online) and the hardware config the board applies for it."""
+
     name: str
     kind: str
     config: Config  # the hardware part (empty for the online governor)

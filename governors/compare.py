@@ -26,11 +26,16 @@ GOVERNOR_ROLE = "governor"
 
 
 def measure_governor(runner: TrialRunner, gov: Governor, workload_part: Config, run: Run | None) -> Trial:
+    """One governor's trial: the workload part with the governor's hardware part on top, taken
+    from the run's store when it already holds it (resume), else measured and stored."""
     config = Config({**workload_part.to_dict(), **gov.config.to_dict()})
     return measure_or_take(runner, config, run, GOVERNOR_ROLE)
 
 
 def row(name: str, kind: str, m: Measurement, dvfs: Measurement | None, rate: float | None) -> dict[str, Any]:
+    """One ``--json`` row (energy in mJ, latency in ms) with its saving and latency cost against DVFS:
+    average power and p95 batch latency at equal service when rate-driven (``rate``, inferences/s),
+    energy and time per inference under fixed work; None where either row is infeasible."""
     out: dict[str, Any] = {
         "governor": name, "kind": kind, "config": m.config.to_dict(), "feasible": m.feasible, "failure": m.failure,
         "energy_j": m.energy_j, "time_s": m.time_s, "inferences": m.inferences, "avg_power_w": m.avg_power_w,

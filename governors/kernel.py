@@ -19,10 +19,14 @@ NOT_BASELINES = ("userspace",)
 
 
 def governor_name(cpu: str | None, gpu: str | None) -> str:
+    """A baseline's row name, ``CPU/GPU`` (e.g. ``schedutil/nvhost_podgov``), ``-`` for a side
+    without a governor knob."""
     return f"{cpu or '-'}/{gpu or '-'}"
 
 
 def default_pair(board) -> tuple[str | None, str | None]:
+    """The (CPU, GPU) governors of the board's DVFS reference (:func:`tuner.runner.dvfs_config`),
+    None for a side the board cannot set: the pair the other baselines vary one side of."""
     dvfs = dvfs_config(board)
     return dvfs.get(CPU_GOVERNOR), dvfs.get(GPU_GOVERNOR)  # type: ignore[return-value]
 
@@ -39,6 +43,8 @@ def _offered(board) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def governor(cpu: str | None, gpu: str | None) -> Governor:
+    """The kernel baseline running ``cpu`` / ``gpu`` over the full frequency range: governors only,
+    no frequencies, so the board opens any window an earlier trial pinned."""
     values = {}
     if cpu:
         values[CPU_GOVERNOR] = cpu

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -25,7 +26,11 @@ def test_every_profile_has_a_model_and_simulated_measurements(profile):
     assert {"cpu_freq_khz", "gpu_freq_hz", "cpu_governor", "gpu_governor"} <= names
     m = board.measure("resnet18", Config({"batch_size": 8}), inferences=320)
     assert m.simulated is True and m.feasible
-    assert m.energy_j > 0 and m.time_s > 0 and m.inferences == 320
+    assert m.time_s > 0 and m.inferences == 320
+    if board.profile.has_power_monitor:
+        assert m.energy_j > 0
+    else:  # the Jetson Nano 2GB has no INA3221: time is measured, energy never
+        assert math.isnan(m.energy_j) and board.describe()["rails"] == []
     assert m.batch_latency_p95_s >= m.batch_latency_p50_s > 0
     assert m.to_dict()["simulated"] is True
     assert board.describe()["board"]["simulated"] is True

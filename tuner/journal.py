@@ -49,6 +49,8 @@ MAX_CANDIDATES = 4  # values kept for a path whose writes keep failing (each fai
 
 
 def default_journal_path(root: Path) -> Path:
+    """The journal of the board at ``root`` (``<root>/var/lib/edgetune/journal.json``): an emulated tree
+    carries its own."""
     return Path(root) / DEFAULT_STATE_SUBDIR / JOURNAL_NAME
 
 
@@ -78,6 +80,9 @@ class Skipped:
 
 @dataclass
 class RestoreReport:
+    """What one restore did: files written back to their original, files left at another program's
+    value, and failures (kept in the journal for the next restore)."""
+
     restored: List[str] = field(default_factory=list)  # paths written back to their original
     skipped: List[Skipped] = field(default_factory=list)  # paths left as another program set them
     failures: List[str] = field(default_factory=list)  # "path: why" for writes that failed (kept in the journal)

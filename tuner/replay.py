@@ -58,6 +58,9 @@ def _num(text: str | None, column: str, line: int, where: Path) -> float:
 
 
 class ReplayBoard:
+    """A recorded sweep as an analytic board: a measurement is one recorded repeat of the config drawn
+    at random (seeded), and the truth is the mean of its repeats."""
+
     def __init__(self, run_dir: str | Path, *, seed: int | None = 0) -> None:
         self.dir = Path(run_dir)
         csv_path = self.dir / "trials.csv"

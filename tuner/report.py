@@ -101,6 +101,8 @@ def _per_batch(result: SearchResult, references: dict[int, Trial]) -> dict[str, 
 
 
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
+    """Write a run directory's ``summary.json`` with inf/NaN as null (valid JSON for replay and
+    other readers); returns its path."""
     path = out_dir / "summary.json"
     path.write_text(json.dumps(finite_json(summary), indent=2) + "\n")
     return path

@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 
 class ResidencySampler:
+    """Counts the frequency each clock domain is at (``read``: domain -> frequency), sampled on a thread
+    at ``rate_hz``; ``stop`` returns the shares. A failed read is counted, not fatal."""
+
     def __init__(self, read: Callable[[], dict[str, int]], rate_hz: float = 10.0) -> None:
         self.read = read
         self.period = 1.0 / rate_hz

@@ -22,6 +22,9 @@ DEFAULT_RATE_HZ = 10.0
 
 
 class Sampler:
+    """Reads a power source every ``1 / rate_hz`` s on a thread into a :class:`~tuner.energy.Trace`,
+    with a reading at start and one at stop, so the trace spans the whole window."""
+
     def __init__(self, source: PowerSource, rate_hz: float = DEFAULT_RATE_HZ,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not rate_hz > 0:

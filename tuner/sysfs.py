@@ -65,6 +65,10 @@ class ExternalChangeError(HardwareError):
 
 
 class Sysfs:
+    """Reads and journalled, read-back-verified writes of device paths (``/sys/...``) under ``root``,
+    so an emulated tree stands in for the device; it remembers what it wrote, to tell another
+    program's later write."""
+
     def __init__(self, root: str | os.PathLike[str] = "/", journal: Journal | None = None) -> None:
         self.root = Path(root)
         self.journal = journal if journal is not None else Journal(default_journal_path(self.root))

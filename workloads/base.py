@@ -61,6 +61,9 @@ def timed_batches(inferences: int, batch_size: int, one_batch: Callable[[int], N
 
 @runtime_checkable
 class Workload(Protocol):
+    """What the trial runner drives: ``setup`` for a config's workload part, ``run`` for a fixed
+    number of inferences, ``teardown``; ``name`` is its registry name."""
+
     name: str
 
     def knobs(self) -> list[Knob]:

@@ -25,6 +25,9 @@ from workloads.inputs import ImageCycle, existing_file
 from workloads.torchbase import TorchWorkload
 
 class TorchClassifier(TorchWorkload):
+    """A torchvision classifier (random or given weights) or the user's TorchScript / ``.pt2`` model,
+    fed synthetic inputs or images decoded and preprocessed on the CPU per batch."""
+
     def __init__(self, name: str, arch: str | None, *, weights: str | None = None, model_file: str | None = None,
                  images: str | None = None, input_size: int = 224, device: str | None = None, seed: int = 0) -> None:
         super().__init__(name, device=device, seed=seed)

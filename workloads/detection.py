@@ -220,6 +220,9 @@ def decode(torch: Any, maps: list[Any], heads: list[Any], width: int, height: in
 
 
 class YoloDetector(TorchWorkload):
+    """YOLOv4-Tiny (or any darknet ``.cfg``), its outputs decoded and reduced by NMS on the CPU every
+    batch as in a deployment, so the CPU clock matters."""
+
     def __init__(self, name: str = "yolov4_tiny", *, cfg: str | None = None, weights: str | None = None,
                  images: str | None = None, device: str | None = None, seed: int = 0) -> None:
         super().__init__(name, device=device, seed=seed)

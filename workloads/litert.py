@@ -47,6 +47,9 @@ def _runtime() -> tuple[Any, Any]:
 
 
 class LiteRTWorkload:
+    """The user's ``.tflite`` model under LiteRT, on the EdgeTPU delegate where asked for or found,
+    else the CPU; the knobs are batch size and interpreter threads."""
+
     name = "tflite"
 
     def __init__(self, *, model_file: str | None = None, delegate: str = "auto", images: str | None = None,

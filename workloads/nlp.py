@@ -78,6 +78,8 @@ def generated_vocab(size: int = VOCAB_SIZE) -> list[str]:
 
 
 def generated_texts(n: int, words: int = WORDS_PER_INPUT, seed: int = 0) -> list[str]:
+    """``n`` seeded inputs of ``words`` words from the word list, with punctuation after every 12th,
+    so tokenising them splits punctuation as real prose does."""
     rng = random.Random(seed)
     texts = []
     for _ in range(n):
@@ -96,6 +98,9 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 
 class BertClassifier(TorchWorkload):
+    """BERT-Tiny or DistilBERT with a two-class head, built from its configuration (or a local
+    checkpoint), its text inputs tokenised on the CPU every batch."""
+
     extra = "nlp"
 
     def __init__(self, name: str, *, checkpoint: str | None = None, tokenizer: str | None = None,

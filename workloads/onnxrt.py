@@ -146,6 +146,9 @@ def placements() -> tuple[str, ...]:
 # --- the model's input signature ------------------------------------------------------------------
 @dataclass(frozen=True)
 class InputSpec:
+    """One model input as its ONNX signature gives it: name, shape (None for a symbolic dimension),
+    dtype, and the kind (image, text, tensor) that decides how its data is made."""
+
     name: str
     shape: tuple  # ints, or None/str for symbolic dimensions
     dtype: Any
@@ -159,6 +162,9 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Signature:
+    """A model's inputs, and the batch size where the file fixes it (None: symbolic, so the batch
+    size is a knob)."""
+
     inputs: tuple[InputSpec, ...]
     fixed_batch: int | None  # None: a symbolic batch dimension (the batch knob)
 
@@ -238,6 +244,9 @@ def embedding_rows(path: Path, names: list[str]) -> int | None:
 
 # --- the workload ------------------------------------------------------------------------------------
 class OnnxWorkload:
+    """The user's ``.onnx`` model under ONNX Runtime, inputs made from its own signature; knobs batch
+    size, provider, threads and graph optimisation, and cpu/cuda/DLA placement for dmp."""
+
     name = "onnx"
     runtime = "onnxruntime"  # not torch: cme gives it no CUDA stream of PyTorch's
 

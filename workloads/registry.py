@@ -26,6 +26,9 @@ SIMULATED = ("alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", 
 
 @dataclass(frozen=True)
 class WorkloadInfo:
+    """One line of ``edgetune workloads list``: a registered (or simulated reference) workload, its
+    description, and the modules it needs."""
+
     name: str
     description: str
     requires: tuple[str, ...]
@@ -65,6 +68,8 @@ def _describe(ep: EntryPoint) -> WorkloadInfo:
 
 
 def list_workloads() -> list[WorkloadInfo]:
+    """Every workload: the registered entry points (described without running them), then the
+    simulated reference workloads."""
     real = [_describe(ep) for ep in _entry_points()]
     sim = [WorkloadInfo(n, f"{n}, simulated: calibrated power/latency model (sim: boards and emulated trees)", (),
                         "simulated", True) for n in SIMULATED]

@@ -32,6 +32,8 @@ BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def torch_module(extra: str = "vision") -> Any:
+    """torch, imported only when a workload needs it (listing stays fast); missing, a one-line error
+    naming the pip extra to install."""
     try:
         import torch
     except ImportError:
@@ -40,6 +42,9 @@ def torch_module(extra: str = "vision") -> Any:
 
 
 class TorchWorkload:
+    """The base of the PyTorch workloads: knobs, loading and optional tracing, the timed batch loop,
+    and out of memory as a memory Infeasible; subclasses build the model and its inputs."""
+
     extra = "vision"  # the pip extra that installs what this workload needs
 
     def __init__(self, name: str, *, device: str | None = None, seed: int = 0) -> None:

@@ -62,6 +62,9 @@ class BoardInfo:
 
 @runtime_checkable
 class Board(Protocol):
+    """What a config's hardware part is applied to, and its sensors (power, °C): the only interface
+    the sampler, runner, strategies and daemon use, whatever the board."""
+
     info: BoardInfo
 
     def knobs(self) -> list[Knob]:

@@ -30,6 +30,9 @@ def parse_cpu_list(text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class CpuPolicy:
+    """One cpufreq policy (CPUs sharing a clock): its directory, CPUs, frequency table (kHz, ascending)
+    and governors."""
+
     name: str
     path: str
     cpus: tuple[int, ...]

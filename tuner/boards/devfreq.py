@@ -36,6 +36,8 @@ KNOWN_GPU_PATHS = (
 
 @dataclass(frozen=True)
 class GpuDevfreq:
+    """The GPU's devfreq node: its device path, frequency table (Hz, ascending) and governors."""
+
     path: str
     frequencies_hz: tuple[int, ...]
     governors: tuple[str, ...]
@@ -45,6 +47,8 @@ class GpuDevfreq:
 
 
 def find_gpu(fs: Sysfs) -> GpuDevfreq | None:
+    """The GPU's devfreq node, or None: nodes named as a GPU (device tree or clock domain) first, then
+    the known paths; the first with a frequency table wins."""
     candidates: list[str] = []
     for link in fs.glob("/sys/class/devfreq/*"):
         name = fs.try_read(fs.rel(link) + "/device/of_node/name")
@@ -70,6 +74,9 @@ def find_gpu(fs: Sysfs) -> GpuDevfreq | None:
 
 
 class GpuControl:
+    """Reads of the GPU's devfreq node and the writes that set it; a pin is min = max (Hz), ordered by
+    :func:`~tuner.sysfs.plan_min_max` so the window never inverts."""
+
     def __init__(self, fs: Sysfs, gpu: GpuDevfreq) -> None:
         self.fs = fs
         self.gpu = gpu

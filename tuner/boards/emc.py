@@ -17,6 +17,9 @@ EMC_RATES = "/sys/kernel/debug/emc/available_rates"
 
 
 class EmcControl:
+    """The EMC (memory) clock through BPMP debugfs: its rates (Hz), and a pin that locks the rate
+    first so BPMP's own requests cannot move it."""
+
     def __init__(self, fs: Sysfs) -> None:
         self.fs = fs
         rates = {int(x) for x in (fs.try_read(EMC_RATES) or "").split() if x.isdigit()}

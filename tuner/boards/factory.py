@@ -16,6 +16,8 @@ from tuner.sysfs import Sysfs
 
 
 def check_root(root: str | Path) -> Path:
+    """``--root`` as a Path, refused with a one-line error unless it is an existing directory
+    (the hint names ``edgetune sim create`` for an emulated tree)."""
     path = Path(root)
     if not path.exists():
         raise EdgetuneError(f"root {path} does not exist (create an emulated tree with `edgetune sim create`)")

@@ -64,6 +64,9 @@ _JETPACK = {32: "4", 34: "5", 35: "5", 36: "6", 38: "7", 39: "7"}
 
 @dataclass(frozen=True)
 class Identity:
+    """What a board says it is: device-tree model and compatible strings, the L4T release (``32.7.4``)
+    and the profile they map to (None when unknown)."""
+
     model: str | None
     compatible: tuple[str, ...]
     l4t: str | None
@@ -87,6 +90,8 @@ def parse_l4t(text: str) -> str | None:
 
 
 def read_identity(fs: Sysfs) -> Identity:
+    """Identify the board: the profile from the compatible strings (module part numbers, most specific
+    first), from the free-text model only when none matches."""
     model = next((t for t in (fs.try_read(p) for p in MODEL_PATHS) if t), None)
     compat_raw = next((t for t in (fs.try_read(p) for p in COMPATIBLE_PATHS) if t), "")
     compatible = tuple(compat_raw.split())

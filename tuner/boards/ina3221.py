@@ -70,6 +70,9 @@ def rail_role(name: str) -> str:
 
 @dataclass(frozen=True)
 class Rail:
+    """One power rail: its label, role, and the files it is read from (iio: power in mW; hwmon: bus
+    voltage in mV and current in mA)."""
+
     name: str
     role: str
     layout: str  # "iio" or "hwmon"

@@ -31,6 +31,9 @@ NO_MONITOR_NOTE = ("no power monitor (INA3221 or INA238) found: this board canno
 
 
 class JetsonBoard(SysfsBoard):
+    """A Jetson, recognised by its L4T release or ``nvidia,tegra`` device tree (BoardNotFound
+    otherwise); a tree made by ``sim create`` (its marker file) is labelled simulated."""
+
     def __init__(self, fs: Sysfs) -> None:
         ident = read_identity(fs)
         if not ident.is_jetson:

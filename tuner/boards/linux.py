@@ -15,6 +15,9 @@ from tuner.sysfs import Sysfs
 
 
 class LinuxBoard(SysfsBoard):
+    """Any Linux machine: cpufreq and online cores as knobs, RAPL/hwmon energy where present; for
+    developing and testing edgetune away from a Jetson."""
+
     def __init__(self, fs: Sysfs) -> None:
         model = fs.try_read("/sys/devices/virtual/dmi/id/product_name") or platform.machine()
         source = LinuxPowerSource(fs)

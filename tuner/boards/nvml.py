@@ -55,6 +55,9 @@ class NvmlSource:
 
 
 class NvmlBoard:
+    """One NVIDIA GPU through NVML: power always; a graphics-clock lock (knob in Hz, set in MHz) only
+    with ``allow_clock_control``, journalled first so restore resets it."""
+
     def __init__(self, index: int = 0, *, allow_clock_control: bool = False, nvml: Any = None,
                  state_dir: Path | None = None) -> None:
         self.nvml = nvml if nvml is not None else _load_nvml()

@@ -27,6 +27,9 @@ MODE_CAPPED = (CPU_FREQ, GPU_FREQ, EMC_FREQ)
 
 
 class SysfsBoard:
+    """The Board over sysfs knobs, shared by the Jetson and Linux boards: validation against the
+    device's and the power mode's domains, ordered all-or-nothing writes, journalled restore."""
+
     info: BoardInfo
 
     def __init__(self, fs: Sysfs, info: BoardInfo, *, gpu: GpuControl | None = None,

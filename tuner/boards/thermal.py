@@ -18,6 +18,8 @@ def hottest(temps: dict[str, float]) -> float | None:
 
 
 class Thermal:
+    """The board's thermal zones (name, ``temp`` file in m°C), found once; read in °C."""
+
     def __init__(self, fs: Sysfs) -> None:
         self.fs = fs
         self.zones: list[tuple[str, str]] = []

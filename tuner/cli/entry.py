@@ -18,6 +18,8 @@ from tuner.daemon.protocol import DEFAULT_SOCKET
 
 
 def main() -> None:
+    """The console script: the plain ``status`` forms go straight to the socket client (no Typer
+    import, to answer within 0.3 s); everything else goes to the Typer app."""
     args = sys.argv[1:]
     if args[:1] == ["status"]:
         parsed = _status_args(args[1:])

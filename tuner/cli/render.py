@@ -19,6 +19,8 @@ def _freq_range(values: list[int], scale: float) -> str:
 
 
 def render_probe(doc: dict[str, Any], console: Console | None = None) -> None:
+    """Print the ``probe`` document for people: identity, clock domains (MHz), power mode, rails (mW)
+    and thermal zones (°C)."""
     console = console or Console()
     b = doc["board"]
     label = " [bold yellow](simulated)[/]" if b.get("simulated") else ""
@@ -94,6 +96,8 @@ def _power_mode_lines(pm: dict[str, Any] | None) -> list[str]:
 
 
 def render_validation(results: list[Any], all_ok: bool, console: Console | None = None) -> None:
+    """Print ``sim validate``: each simulated value against its published target, then how many gated
+    targets were missed."""
     console = console or Console()
     t = Table(title="Simulator calibration (simulated values vs published measurements)", title_justify="left")
     for col in ("board", "workload", "quantity", "target", "model", "tol.", ""):

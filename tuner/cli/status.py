@@ -18,6 +18,7 @@ from tuner.units import config_text, cost_text, duration_text, parse_scalar
 
 
 def show_status(socket: Path, as_json: bool) -> None:
+    """``edgetune status``: the daemon's status as text, or as JSON for scripts."""
     doc = request(socket, {"cmd": "status"})["status"]
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -26,6 +27,8 @@ def show_status(socket: Path, as_json: bool) -> None:
 
 
 def format_status(doc: dict[str, Any]) -> str:
+    """The daemon's status document as plain text: the daemon, then one block per workload (energy
+    in mJ per inference, power in W)."""
     if doc.get("starting"):
         return f"edgetune daemon, pid {doc.get('pid')}: starting (restoring the board, opening the workload)\n"
     sim = " (simulated)" if doc.get("simulated") else ""
@@ -77,6 +80,8 @@ def _external_text(w: dict[str, Any]) -> str:
 
 
 def send_control(socket: Path, action: str, assignments: list[str]) -> None:
+    """``edgetune control``: check the action and its ``--set KNOB=VALUE`` assignments here, send
+    it and print the daemon's acceptance (it acts at its next check point)."""
     if action not in COMMANDS or action == "status":
         raise EdgetuneError(f"unknown action {action!r}; use pause, resume, retune, apply or restore")
     req: dict[str, Any] = {"cmd": action}

@@ -35,6 +35,9 @@ Handler = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
 class ControlServer:
+    """The daemon's control socket: one JSON request line per connection, each on its own thread with
+    a read deadline (at most :data:`MAX_CLIENTS` at once); access is the file's mode and group."""
+
     def __init__(self, path: str | Path, handler: Handler, *, mode: int = 0o660, group: str | None = None) -> None:
         self.path = Path(path)
         self.handler = handler

@@ -25,11 +25,17 @@ from tuner.measurement import Measurement
 
 @dataclass
 class Signature:
+    """The held config's reference window: throughput (inferences/s) and average power (W) that later
+    windows are compared against."""
+
     throughput_ips: float
     power_w: float
 
 
 class DriftWatch:
+    """Decides when a held config is stale: ``windows`` consecutive windows off the signature by more
+    than ``tolerance`` (relative) or failed, or ``slo_windows`` consecutive constraint misses."""
+
     WARMUP_WINDOWS = 1
 
     def __init__(self, tolerance: float = 0.15, windows: int = 3, slo_windows: int = 3) -> None:

@@ -18,6 +18,9 @@ log = logging.getLogger("edgetune.daemon")
 
 
 class Notifier:
+    """A client of systemd's notify socket (``$NOTIFY_SOCKET``): a no-op outside systemd, and a failed
+    send never blocks or stops the service loop."""
+
     def __init__(self, address: str | None = None, watchdog_usec: int | None = None) -> None:
         self.address = address
         self.watchdog_s = watchdog_usec / 1e6 if watchdog_usec else None

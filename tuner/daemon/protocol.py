@@ -60,6 +60,8 @@ def decode_request(line: bytes) -> dict[str, Any]:
 
 
 def encode(doc: dict[str, Any]) -> bytes:
+    """One wire line: compact JSON and a newline; NaN and inf raise (they are not JSON, and clients
+    parse strictly), other objects are sent as their text."""
     return json.dumps(doc, separators=(",", ":"), allow_nan=False, default=str).encode() + b"\n"
 
 

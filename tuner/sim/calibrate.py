@@ -73,6 +73,8 @@ BOARD_BOUNDS = {
 
 
 def prior_model(board: str) -> DeviceModel:
+    """A board's starting model from physical priors: GPU time per item from the workload's GFLOPs over
+    the board's effective GFLOP/s, rail powers (W) of its class; the fit is also pulled towards it."""
     eff, floor, cpu_b, gpu_b, pw, usable = BOARD_PRIORS[board]
     io_b = {"jetson-nano": 60.0, "jetson-xavier-nx": 15.0, "jetson-orin-nx": 6.0}[board]
     share_c, share_g = SHARES[board]
@@ -153,6 +155,8 @@ def anchor(m: DeviceModel, nano: DeviceModel, keep: tuple[str, ...] = ("alexnet"
 def fit(boards: list[str], fixed: dict[str, DeviceModel], start: dict[str, DeviceModel],
         prior_weight: float = 0.05, max_nfev: int = 60, hops: int = 8, seed: int = 0,
         hop_size: float = 0.35) -> dict[str, DeviceModel]:
+    """Fit ``boards`` by least squares with seeded basin hopping from ``start``, ``fixed`` boards held
+    (given a fixed Nano, each fitted board's energies are anchored to it); returns every model."""
     from scipy.optimize import least_squares
 
     packers = {b: Packer(prior_model(b)) for b in boards}
@@ -235,11 +239,14 @@ def extrapolate(src: DeviceModel, gpu_item: float, mem_item: float, cpu: float, 
 
 
 def table_entry(m: DeviceModel) -> dict:
+    """A fitted model as its ``calibration.json`` entry: source, power and workload parameters."""
     return {"source": "calibrated to Dutt 2023", "power": asdict(m.power),
             "workloads": {k: asdict(v) for k, v in m.workloads.items()}}
 
 
 def main() -> None:
+    """Fit each board alone, then Xavier NX and Orin NX against the Nano; extrapolate the other boards
+    by spec ratios, write the table and list the missed targets."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).with_name("calibration.json")))
     ap.add_argument("--start", help="warm start from an existing calibration table (JSON)")

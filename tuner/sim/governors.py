@@ -64,11 +64,15 @@ def _residency(freqs: tuple[int, ...], governor: str, load_driven: dict[str, flo
 
 
 def cpu_residency(model: DeviceModel, governor: str, setspeed: int | None = None) -> Residency:
+    """Where CPU governor ``governor`` keeps the clock (kHz), relative to the board's profiled default
+    residency; ``setspeed`` is the userspace governor's frequency."""
     return _residency(model.profile.cpu_khz, governor, _CPU_GOVERNORS, model.power.dvfs_cpu_max_share,
                       setspeed, "CPU")
 
 
 def gpu_residency(model: DeviceModel, governor: str, setspeed: int | None = None) -> Residency:
+    """Where GPU governor ``governor`` keeps the clock (Hz), relative to the board's profiled default
+    residency; ``setspeed`` is the userspace governor's frequency."""
     return _residency(model.profile.gpu_hz, governor, _GPU_GOVERNORS, model.power.dvfs_gpu_max_share,
                       setspeed, "GPU")
 
@@ -111,10 +115,14 @@ def run_estimate(model: DeviceModel, workload: str, batch: int, inferences: int,
 
 
 def pinned(model: DeviceModel, workload: str, batch: int, inferences: int, fc: int, fg: int) -> RunEstimate:
+    """A run with the CPU (``fc``, kHz) and GPU (``fg``, Hz) clocks pinned: one step each, no DVFS
+    voltage overhead."""
     return run_estimate(model, workload, batch, inferences, Residency({fc: 1.0}, False), Residency({fg: 1.0}, False))
 
 
 def governed(model: DeviceModel, workload: str, batch: int, inferences: int,
              cpu_governor: str = DEFAULT_CPU_GOVERNOR, gpu_governor: str = DEFAULT_GPU_GOVERNOR) -> RunEstimate:
+    """A run under kernel governors; the defaults are the board's DVFS, the reference every saving
+    is quoted against."""
     return run_estimate(model, workload, batch, inferences, cpu_residency(model, cpu_governor),
                         gpu_residency(model, gpu_governor))

@@ -54,6 +54,9 @@ def write_record(path: Path, value: int) -> None:
 
 @dataclass
 class Activity:
+    """What the simulated workload is doing, as it tells the live simulator: workload, batch size,
+    instances, and whether it is running (the board idles otherwise)."""
+
     workload: str | None = None
     batch_size: int = 16
     instances: int = 1
@@ -61,6 +64,7 @@ class Activity:
 
 
 def read_activity(root: Path) -> Activity:
+    """The simulated workload's current activity; idle when there is none or it cannot be read."""
     try:
         data = json.loads((root / ACTIVITY.lstrip("/")).read_text())
         return Activity(data.get("workload"), int(data.get("batch_size", 16)), int(data.get("instances", 1)),
@@ -70,6 +74,8 @@ def read_activity(root: Path) -> Activity:
 
 
 def write_activity(root: Path, activity: Activity) -> None:
+    """Publish the simulated workload's activity to the live simulator, atomically (temporary file,
+    then rename), so the simulator never reads half of it."""
     path = root / ACTIVITY.lstrip("/")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -78,6 +84,8 @@ def write_activity(root: Path, activity: Activity) -> None:
 
 
 def emulated_profile(root: Path) -> str:
+    """The board profile an emulated tree was made for (from its ``sim create`` marker); a one-line
+    error for a tree that is not emulated."""
     try:
         return json.loads((root / EMULATION_MARKER).read_text())["profile"]
     except (OSError, ValueError, KeyError):
@@ -85,6 +93,9 @@ def emulated_profile(root: Path) -> str:
 
 
 class LiveSimulator:
+    """Animates an emulated tree on a thread at ``rate_hz``: clocks follow their governors inside the
+    written windows, and rails (mW), GPU load and temperatures follow the device model."""
+
     def __init__(self, root: str | os.PathLike[str], *, rate_hz: float = 20.0, seed: int = 0,
                  model: DeviceModel | None = None, ambient_c: float = 30.0) -> None:
         self.root = Path(root)

@@ -71,6 +71,8 @@ def memory_share(w: WorkloadParams) -> float:
 
 
 def smoothmax(a: float, b: float, p: float = SMOOTHMAX_P) -> float:
+    """A smooth max(a, b) (``p``-norm): latency bends onto the memory floor instead of meeting it at
+    a kink."""
     return (a ** p + b ** p) ** (1.0 / p)
 
 
@@ -84,6 +86,9 @@ MEMBOUND_MEM_OVER_GPU = 4.0
 
 @dataclass(frozen=True)
 class PowerParams:
+    """One board's power-model parameters (W, relative voltages, exponents; see the module docstring),
+    fitted per board and shared by all its workloads."""
+
     base_w: float
     cpu_dyn_w: float
     cpu_leak_w: float
@@ -107,6 +112,9 @@ class PowerParams:
 
 @dataclass(frozen=True)
 class WorkloadParams:
+    """One workload's latency parameters on one board (s per batch or per item) and its memory
+    (weights and activations per item, GiB)."""
+
     io_batch_s: float
     cpu_batch_s: float
     cpu_item_s: float
@@ -262,6 +270,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 @lru_cache(maxsize=1)
 def calibration_table() -> dict[str, Any]:
+    """The committed ``calibration.json``, read once per process."""
     # Beside this module (package data); importlib.resources.files() is Python 3.9+.
     text = Path(__file__).with_name("calibration.json").read_text()
     return json.loads(text)
@@ -302,4 +311,5 @@ def model_label(board: object) -> dict[str, Any]:
 
 
 def device_model(profile_name: str) -> DeviceModel:
+    """The device model of a board profile, from the committed calibration table."""
     return model_from_table(calibration_table(), profile_name)

@@ -368,6 +368,9 @@ class Release:
 
 @dataclass(frozen=True)
 class BoardProfile:
+    """One board as emulated trees and the simulator know it: identity (model, compatible, L4T),
+    clock tables (CPU kHz, GPU and EMC Hz), rails, thermal zones and power modes."""
+
     name: str
     title: str
     soc: str
@@ -633,6 +636,8 @@ def nvpmodel_conf(profile: BoardProfile, jetpack: str) -> str:
 
 
 def get_profile(name: str) -> BoardProfile:
+    """The profile named ``name`` (``sim:`` prefix optional); a one-line error listing the known
+    ones."""
     key = name[len("sim:"):] if name.startswith("sim:") else name
     try:
         return PROFILES[key]

@@ -48,6 +48,9 @@ def cross_batch(workload: str) -> int:
 
 @dataclass
 class Result:
+    """One calibration check: a simulated quantity against its published target and tolerance,
+    with the residuals the fit minimises."""
+
     board: str
     workload: str
     quantity: str
@@ -86,6 +89,9 @@ def _sweep(m: DeviceModel, workload: str, batch: int, fcs, fgs) -> tuple[float, 
 
 
 def board_results(m: DeviceModel) -> list[Result]:
+    """The single-board targets of one model: the sweep minimum's saving vs DVFS, where it lies (and on
+    the Nano its latency cost), AlexNet's power and latency spans, the batch-size saving and the
+    powersave governor's effect."""
     b = m.profile.name
     out: list[Result] = []
     steps = m.profile.gpu_hz
@@ -191,6 +197,8 @@ def cross_results(models: dict[str, DeviceModel]) -> list[Result]:
 
 
 def evaluate(models: dict[str, DeviceModel]) -> list[Result]:
+    """Every target the given models can be judged on: each calibrated board's own, then the
+    cross-board ratios."""
     out: list[Result] = []
     for b in CALIBRATED:
         if b in models:
