@@ -558,3 +558,23 @@ def test_the_status_text_says_what_it_knows_and_nothing_it_does_not():
     assert "GPU 614.4 MHz" in text and "5.0 % above DVFS" in text
     assert "now:      12.5 inferences/s (window 4)" in text  # no power sensors: throughput alone
     assert "starting" in format_status({"starting": True, "pid": 7})
+
+
+def test_a_trial_that_runs_out_of_memory_is_counted_not_fatal(tmp_path):
+    """Batch 64 of DistilBERT does not fit a simulated Nano: its trials fail (no energy measured),
+    and the daemon holds the batch that fits, with the failures in its totals."""
+    settings = parse_settings({**_analytic_settings(tmp_path, batch_sizes=[32, 64], budget="6"),
+                               "workloads": [{"name": "distilbert"}]})
+    d = Daemon(settings, config_path=_write(tmp_path, ""))
+    t = threading.Thread(target=d.run)
+    t.start()
+    sock = tmp_path / "ctl.sock"
+    try:
+        held = _until(lambda: _workload(sock).get("state") == "holding" and _workload(sock), timeout=60,
+                      what="holding")
+        assert held["applied"]["batch_size"] == 32
+        assert held["exploration"]["energy_j"] > 0 and held["trials_used"] >= 2
+    finally:
+        d.request_stop()
+        t.join(timeout=30)
+    assert not t.is_alive()

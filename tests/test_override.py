@@ -433,3 +433,30 @@ def run_dir(tmp_path_factory):
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_power_mode_that_lowers_the_caps_pauses_the_daemon_with_why(make_tree, run_dir):
+    """`nvpmodel -m 1` under a daemon holding 1420.8 MHz (10W caps the CPU at 1190.4 MHz): reasserting
+    is refused by the board; the daemon pauses and says why instead of dying."""
+    root = make_tree("jetson-orin-nx")
+    cfg = run_dir / "edgetune.toml"
+    cfg.write_text(json_to_toml(_settings(run_dir, root, action="reassert", group=_group())))
+    notify = NotifyListener(run_dir / "notify.sock")
+    log = run_dir / "daemon.log"
+    proc = _start(cfg, notify, log)
+    sock = run_dir / "edgetune.sock"
+    try:
+        notify.wait_for("READY=1")
+        _until(lambda: _cli_status(sock)["workloads"][0]["state"] == "holding", timeout=120, what="holding")
+        _outside_write(root, "/var/lib/nvpmodel/status", "pmode:0001")  # what nvpmodel -m 1 leaves behind
+        _outside_write(root, CPU_MAX, "1190400")
+        w = _until(lambda: (w := _cli_status(sock)["workloads"][0])["state"] == "paused" and w, timeout=60,
+                   what="paused")
+        assert "1190400 kHz cap of power mode 1" in w["reason"] and "retune" in w["reason"]
+        assert _cli_status(sock)["errors"]["knob"] >= 1
+        assert proc.poll() is None  # alive, answering
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        notify.close()
+    assert code == 0, log.read_text()

@@ -5,6 +5,16 @@ the strategy, the budget and what they do with the result. With a store run,
 a config the run already measured is answered from the store (resume), so an
 interrupted search continues where it stopped and a finished one measures
 nothing new.
+
+With a :class:`Prior` (what identical boards measured, from a shared store:
+:mod:`tuner.fleet`), the search starts warm: it measures the fleet's best
+config here first, and if this board agrees with the fleet there (within a
+tolerance, beyond the noise of both) the fleet's trials are told to the
+strategy as prior data before it asks, and a few trials confirm the best
+(:data:`Prior.budget`). A board that disagrees (another carrier board, thermal
+design or firmware) drops the prior and searches on its own data. The prior
+trials are never stored as this board's trials, and what is held is always a
+config measured here.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 from tuner.config import BATCH_SIZE, CPU_FREQ, EMC_FREQ, GPU_FREQ, HARDWARE_KNOBS, Config, Knob, Space
 from tuner.errors import ConfigError
@@ -39,6 +50,7 @@ class SearchResult:
     best_cost: float
     reference: Trial | None
     steps: list[Step] = field(default_factory=list)
+    fleet: Optional[Dict[str, Any]] = None  # what the warm start did (Prior.outcome), None without a prior
 
     @property
     def measured(self) -> int:
@@ -220,18 +232,56 @@ def measure_reference(runner: TrialRunner, space: Space, run: Run | None, batch:
     return measure_or_take(runner, reference_config(runner, space, batch), run, REFERENCE)
 
 
+@dataclass
+class Prior:
+    """What identical boards measured (:func:`tuner.fleet.load_prior`): a warm start for a search.
+
+    ``trials`` are the fleet's trials as they were stored, each with its own
+    repeats (so its own noise); ``origins`` names the board of each. Boards
+    of one model differ a little in level (power supply, silicon, cooling), so
+    each board's level is estimated and taken out before the fleet's trials are
+    compared (:func:`fleet_estimates`). ``tolerance`` is how far this board
+    may measure from the fleet at the fleet's best config, beyond the noise of
+    both, and still count as the same kind of board; ``budget`` is how many
+    trials a warm search measures here (the verification of the fleet's best
+    included); at most ``max_configs`` of the fleet's configs are told (the
+    better half and a spread of the rest: a GP refits at every tell).
+    """
+
+    trials: List[Trial]
+    boards: Tuple[str, ...] = ()
+    key: Optional[str] = None
+    origins: Optional[List[str]] = None
+    tolerance: float = 0.10
+    budget: int = 3
+    max_configs: int = 64
+
+
 def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget: int, *,
            run: Run | None = None, on_step: Callable[[Step], None] | None = None,
-           reference: Trial | None = None) -> SearchResult:
-    """Run ``strategy`` for up to ``budget`` trials (or until it is done)."""
+           reference: Trial | None = None, prior: Prior | None = None) -> SearchResult:
+    """Run ``strategy`` for up to ``budget`` trials (or until it is done).
+
+    With a ``prior`` the search starts warm (module docstring): the fleet's
+    best config is measured first; when this board agrees with the fleet
+    there, the fleet's trials are told to the strategy, the budget shrinks to
+    ``prior.budget``, and each further trial measures the strategy's best
+    (now informed by the fleet) where this board has not measured it yet, else
+    what the strategy asks."""
     if objective.needs_reference:
         if reference is None:
             raise ConfigError("this objective needs the DVFS reference measured first")
         objective = objective.with_reference(reference.measurement)
     steps: list[Step] = []
     trials: dict[Config, list[Trial]] = {}
+    fleet = None
+    if prior is not None:
+        fleet, budget = _warm_start(strategy, runner, objective, budget, prior, run, steps, trials, on_step)
+    warm = fleet is not None and fleet.get("status") == "warm"
     while len(steps) < budget and not strategy.done():
-        config = strategy.ask()
+        config = _confirm(strategy, trials) if warm else None
+        if config is None:
+            config = strategy.ask()
         if config is None:
             break
         trial = run.take(config) if run else None
@@ -247,11 +297,166 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
         steps.append(step)
         if on_step:
             on_step(step)
-    best = strategy.best()
+    best = recommendation(strategy, trials, objective)
     best_trial = None
     best_cost = math.inf
     if best is not None:
         repeats = [r for t in trials[best] for r in t.repeats]
         best_trial = Trial(best, Measurement.combine(repeats), repeats)
         best_cost = objective.cost(best_trial.measurement)
-    return SearchResult(best, best_trial, best_cost, reference, steps)
+    return SearchResult(best, best_trial, best_cost, reference, steps, fleet)
+
+
+def recommendation(strategy: Strategy, measured: dict[Config, list[Trial]], objective: Objective) -> Config | None:
+    """The config to hold: the strategy's best where this board measured it, else (its best is a
+    config only the fleet measured) the config measured here with the lowest mean cost."""
+    best = strategy.best()
+    if best is None or best in measured:
+        return best
+    costs = {c: objective.cost(Measurement.combine([r for t in ts for r in t.repeats] or [ts[0].measurement]))
+             for c, ts in measured.items()}
+    finite = {c: v for c, v in costs.items() if math.isfinite(v)}
+    return min(finite, key=finite.__getitem__) if finite else None
+
+
+def _confirm(strategy: Strategy, measured: dict[Config, list[Trial]]) -> Config | None:
+    """In a warm search: the strategy's best, if this board has not measured it yet (nothing is held
+    that was not measured here); None lets the strategy ask."""
+    best = strategy.best()
+    return best if best is not None and best not in measured else None
+
+
+def _log_se(repeats: list[Measurement], objective: Objective) -> float:
+    """Standard error of the mean log cost of ``repeats`` (one repeat alone: the study's ~1.8 %)."""
+    logs = [math.log(c) for c in (objective.cost(r) for r in repeats) if math.isfinite(c) and c > 0]
+    if len(logs) < 2:
+        return 0.018
+    mean = sum(logs) / len(logs)
+    var = sum((v - mean) ** 2 for v in logs) / (len(logs) - 1)
+    return math.sqrt(var / len(logs))
+
+
+@dataclass
+class FleetEstimates:
+    """The fleet's trials on one level: per board a log offset, per config an estimate of its log cost."""
+
+    trials: List[Tuple[Trial, float]]  # each trial in this space, with its cost on the fleet's common level
+    level: Dict[Config, float]  # config -> mean log cost on the common level (feasible configs)
+    count: Dict[Config, int]  # config -> trials behind it
+    offsets: Dict[str, float]  # board -> its log offset from the common level
+    residual_sd: float  # one trial's log-cost scatter about the fit (noise and what the fit misses)
+    failed: set  # configs the fleet found infeasible
+
+
+def fleet_estimates(prior: Prior, objective: Objective, space: Space, iterations: int = 25) -> FleetEstimates:
+    """Fit log cost = board offset + config level to the fleet's feasible trials (alternating means).
+
+    Without it a board that runs 8 % leaner than the others would make the
+    fleet's best its own luckiest reading; with it every board's trials are
+    compared on one level. Boards that share no config with the others keep
+    offset 0."""
+    origins = prior.origins or ["fleet"] * len(prior.trials)
+    rows: list[tuple[str, Config, float, Trial]] = []
+    failed: set = set()
+    for t, board in zip(prior.trials, origins):
+        if t.config not in space:
+            continue
+        cost = objective.cost(t.measurement)
+        if math.isfinite(cost) and cost > 0:
+            rows.append((board, t.config, math.log(cost), t))
+        else:
+            failed.add(t.config)
+    offsets = {b: 0.0 for b, *_ in rows}
+    level: dict[Config, float] = {}
+    for _ in range(iterations if len(offsets) > 1 else 1):
+        sums: dict[Config, list[float]] = {}
+        for b, c, y, _t in rows:
+            sums.setdefault(c, []).append(y - offsets[b])
+        level = {c: sum(v) / len(v) for c, v in sums.items()}
+        if len(offsets) == 1:
+            break
+        per_board: dict[str, list[float]] = {}
+        for b, c, y, _t in rows:
+            per_board.setdefault(b, []).append(y - level[c])
+        offsets = {b: sum(v) / len(v) for b, v in per_board.items()}
+        mean_offset = sum(offsets.values()) / len(offsets)
+        offsets = {b: v - mean_offset for b, v in offsets.items()}
+    count: dict[Config, int] = {}
+    for _b, c, _y, _t in rows:
+        count[c] = count.get(c, 0) + 1
+    resid = [y - offsets[b] - level[c] for b, c, y, _t in rows]
+    dof = max(1, len(rows) - len(level) - max(0, len(offsets) - 1))
+    sd = math.sqrt(sum(r * r for r in resid) / dof) if any(n > 1 for n in count.values()) else 0.0
+    trials = [(t, math.exp(y - offsets[b])) for b, _c, y, t in rows]
+    trials += [(t, math.inf) for t in prior.trials if t.config in failed]
+    return FleetEstimates(trials, level, count, offsets, max(sd, 0.018), failed)
+
+
+def _told_configs(est: FleetEstimates, limit: int) -> set[Config]:
+    """At most ``limit`` configs: the better half, an even spread of the rest, and every
+    memory failure (they prune the space for nothing)."""
+    ranked = sorted(est.level, key=est.level.__getitem__)
+    keep = set(ranked[: limit // 2])
+    rest = ranked[limit // 2:]
+    room = max(0, limit - len(keep))
+    if rest and room:
+        step = max(1.0, len(rest) / room)
+        keep.update(rest[int(i * step)] for i in range(min(room, len(rest))))
+    keep.update(t.config for t, cost in est.trials if not math.isfinite(cost) and t.measurement.memory_failure)
+    return keep
+
+
+def _warm_start(strategy: Strategy, runner: TrialRunner, objective: Objective, budget: int, prior: Prior,
+                run: Run | None, steps: list[Step], trials: dict[Config, list[Trial]],
+                on_step: Callable[[Step], None] | None) -> tuple[dict[str, Any], int]:
+    """Verify the fleet's best here; on agreement tell the fleet's trials (on this board's level)
+    before the strategy asks, and shrink the budget. Returns (what happened, the budget)."""
+    est = fleet_estimates(prior, objective, strategy.space)
+    doc: dict[str, Any] = {"key": prior.key, "boards": list(prior.boards), "prior_trials": len(prior.trials),
+                           "prior_configs": len(est.level), "tolerance": prior.tolerance,
+                           "board_offsets": {b: round(math.expm1(v), 4) for b, v in est.offsets.items()}}
+    if not est.level:
+        doc.update(status="unused", note="the fleet measured nothing feasible in this space: searching alone")
+        return doc, budget
+    # the fleet's best: the lowest level, a config measured by one trial only paying for its uncertainty
+    # against one measured again (the lowest of many single readings is biased low)
+    best = min(est.level, key=lambda c: est.level[c] + est.residual_sd / math.sqrt(est.count[c]))
+    fleet_cost = math.exp(est.level[best])
+    trial = run.take(best) if run else None
+    reused = trial is not None
+    if trial is None:
+        trial = runner.measure(best)
+    cost = objective.cost(trial.measurement)
+    if run and not reused:
+        run.add(trial, cost, SEARCH)
+    ratio = cost / fleet_cost if math.isfinite(cost) else math.inf
+    noise = 2.0 * math.sqrt(_log_se(trial.repeats or [trial.measurement], objective) ** 2
+                            + est.residual_sd ** 2 / est.count[best])
+    limit = math.log1p(prior.tolerance) + noise
+    agrees = math.isfinite(ratio) and ratio > 0 and abs(math.log(ratio)) <= limit
+    off = (ratio - 1.0) * 100 if math.isfinite(ratio) else math.inf
+    doc["verified"] = {"config": best.to_dict(), "fleet_cost": fleet_cost, "local_cost": cost,
+                       "ratio": ratio if math.isfinite(ratio) else None, "allowed": math.expm1(limit)}
+    if agrees:
+        told = _told_configs(est, prior.max_configs)
+        n_told = 0
+        for t, level_cost in est.trials:  # in the order the fleet measured them, on this board's level
+            if t.config in told:
+                strategy.tell(t.config, level_cost * ratio, objective.check(t.measurement))
+                n_told += 1
+        budget = min(budget, max(1, prior.budget))
+        doc.update(status="warm", told=n_told, budget=budget,
+                   note=f"the fleet's best measures {off:+.1f} % here (within {prior.tolerance * 100:g} % and noise): "
+                        f"warm start from {n_told} trials of {len(prior.boards)} board(s), {budget} trials here")
+    else:
+        where = f"{off:+.1f} %" if math.isfinite(off) else "infeasible"
+        doc.update(status="dropped",
+                   note=f"this board measures {where} off the fleet at the fleet's best config (more than "
+                        f"{prior.tolerance * 100:g} % beyond noise): prior dropped, searching on its own data")
+    strategy.tell(best, cost, objective.check(trial.measurement))
+    trials.setdefault(best, []).append(trial)
+    step = Step(len(steps), trial, cost, reused)
+    steps.append(step)
+    if on_step:
+        on_step(step)
+    return doc, budget

@@ -1,8 +1,9 @@
 """Open everything a one-shot search needs, and put the board back afterwards.
 
-``sweep`` and ``tune`` (and later ``compare``) share this: the board from
+``sweep``, ``tune`` and ``compare`` share this: the board from
 ``--board``/``--root``, the workload for it, the runner, the space, the store
-and run directory — and the guarantee that whatever happens (an error, Ctrl-C,
+(``--store URL``; by default ``edgetune.sqlite`` in the run directory) and run
+directory — and the guarantee that whatever happens (an error, Ctrl-C,
 SIGTERM) the board's clocks and governors are restored before the command
 exits. On an emulated tree the live simulator runs in-process unless another
 process (``edgetune sim run``) already animates it.
@@ -82,15 +83,33 @@ class Session:
     _live: Any = None
     not_searched: dict[str, str] = field(default_factory=dict)  # knob -> why the space leaves it out
     _old_handlers: dict[int, Any] = field(default_factory=dict)
+    identity: Any = None  # tuner.fleet.Identity: board id, host, fleet key
+    shared: bool = False  # the store was given by URL (--store): other boards' runs may be in it
+
+    def prior(self, **kwargs: Any) -> Any:
+        """What other boards of this fleet stored (a :class:`tuner.search.Prior`), or None: only from a
+        store given by URL, since the run directory's own store holds this board's runs alone."""
+        if not self.shared or self.identity is None:
+            return None
+        from tuner.fleet import load_prior
+
+        return load_prior(self.store, self.identity, **kwargs)
 
     @classmethod
     def open(cls, *, kind: str, board: str, root: Path, workload: str, knobs: dict[str, tuple | None],
              policy: RunPolicy, out: Path | None, seed: int, spec: dict[str, Any], live_sim: bool = True,
              time_scale: float = 1.0, options: dict[str, Any] | None = None,
-             optional: Iterable[str] = (), noise: Any = None) -> Session:
+             optional: Iterable[str] = (), noise: Any = None, store: str | None = None,
+             objective: Any = None) -> Session:
         """``optional`` names the knobs of ``knobs`` that are defaults, not asked for:
         left out (and said so in ``not_searched``) where the board does not offer them.
-        ``noise`` (:class:`tuner.sim.board.Noise`, ``--noise``) is for ``sim:`` boards."""
+        ``noise`` (:class:`tuner.sim.board.Noise`, ``--noise``) is for ``sim:`` boards.
+
+        ``store`` is a store URL (``--store``); None is the run directory's own
+        SQLite file, as always. In a store given by URL runs of several boards
+        meet, so the run's key includes this board's id (the same command on
+        another board is another run, on this board it resumes). ``objective``
+        (default: the spec's) goes into the fleet key."""
         b = open_board(board, root, seed=seed, noise=noise)
         live = None
         if live_sim and not isinstance(b, AnalyticBoard) and b.info.simulated and b.info.extra.get("root"):
@@ -108,14 +127,26 @@ class Session:
                 name = f"sim:{name}"
             out_dir = out or state_dir(root) / "runs" / f"{kind}-{name.replace(':', '-')}-{workload}"
             out_dir.mkdir(parents=True, exist_ok=True)
-            store = Store(out_dir / STORE_NAME)
-            run = store.open_run(kind, name, workload, bool(b.info.simulated), {
-                "space": [k.to_dict() for k in space.knobs], "policy": policy.__dict__, **spec})
+            from tuner.fleet import identify
+
+            identity = identify(b, workload, options, objective if objective is not None else spec.get("objective"),
+                                space, where=out_dir, root=root)
+            full = {"space": [k.to_dict() for k in space.knobs], "policy": policy.__dict__, **spec}
+            if store is not None:
+                full["board_id"] = identity.board_id
+            opened = Store(out_dir / STORE_NAME if store is None else store)
+            try:
+                run = opened.open_run(kind, name, workload, bool(b.info.simulated), full,
+                                      identity=identity.columns())
+            except BaseException:
+                opened.close()
+                raise
         except BaseException:
             if live is not None:
                 live.stop()
             raise
-        session = cls(b, wl, runner, space, out_dir, store, run, name, live, not_searched)
+        session = cls(b, wl, runner, space, out_dir, opened, run, name, live, not_searched,
+                      identity=identity, shared=store is not None)
         session._trap_signals()
         return session
 

@@ -45,7 +45,7 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
                         config_text: str | None, rate: float | None, online: bool, batch_size: int, strategy: str,
                         budget: str | None, policy: RunPolicy, out: Path | None, seed: int, plots: bool,
                         time_scale: float, options: dict[str, Any] | None = None,
-                        noise: Any = None) -> dict[str, Any]:
+                        noise: Any = None, store: str | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     from governors.base import Governor
@@ -69,7 +69,7 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
     # the tune searches the clocks the board offers (a board without cpufreq: the GPU alone)
     with Session.open(kind="compare", board=board, root=root, workload=workload, knobs=knobs, policy=policy,
                       out=out, seed=seed, spec=spec, time_scale=time_scale, options=options,
-                      optional=(CPU_FREQ, GPU_FREQ), noise=noise) as session:
+                      optional=(CPU_FREQ, GPU_FREQ), noise=noise, store=store, objective=objective) as session:
         check_power_sensors(session.board, objective, "compare")  # every row is energy: the board must measure it
         govs = kernel_governors(session.board, governors)
         workload_part = Config({BATCH_SIZE: batch_size})

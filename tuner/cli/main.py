@@ -268,6 +268,9 @@ KnobOpt = typer.Option(None, "--knob", "-k", help="Also search this workload kno
                        "commas are separated by ';': placement=cuda,cpu;cpu,cuda).")
 WorkloadOptionOpt = typer.Option(None, "--option", "-o", help="Workload option KEY=VALUE, repeatable (e.g. "
                                  "-o command='python3 app.py' for external, -o model=mobilenet_v2 for cme).")
+StoreOpt = typer.Option(None, "--store", envvar="EDGETUNE_STORE", help="Where runs and trials are stored: "
+                        "sqlite:///PATH or postgresql://USER@HOST/DB (a fleet's shared store: a tune starts from what "
+                        "identical boards measured there). Default: edgetune.sqlite in the run directory.")
 DEFAULT_BATCHES = (8, 16, 32, 64)
 
 
@@ -292,6 +295,7 @@ def sweep(
     noise_tails: bool = NoiseTailsOpt,
     noise_drift: bool = NoiseDriftOpt,
     out: Optional[Path] = OutOpt,
+    store: Optional[str] = StoreOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the heatmap and 3-D surface PNGs."),
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
@@ -315,7 +319,7 @@ def sweep(
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, plots=plots,
         time_scale=time_scale, options=workload_options(option, model_file, images),
-        noise=make_noise(noise, noise_tails, noise_drift))
+        noise=make_noise(noise, noise_tails, noise_drift), store=store)
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -346,6 +350,7 @@ def tune(
     noise_tails: bool = NoiseTailsOpt,
     noise_drift: bool = NoiseDriftOpt,
     out: Optional[Path] = OutOpt,
+    store: Optional[str] = StoreOpt,
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
     model_file: Optional[str] = ModelFileOpt,
@@ -367,7 +372,7 @@ def tune(
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
         plots=False, time_scale=time_scale, options=workload_options(option, model_file, images),
-        noise=make_noise(noise, noise_tails, noise_drift))
+        noise=make_noise(noise, noise_tails, noise_drift), store=store)
     emit_json(doc) if as_json else render_summary(doc)
 
 
@@ -401,6 +406,7 @@ def compare(
     noise_tails: bool = NoiseTailsOpt,
     noise_drift: bool = NoiseDriftOpt,
     out: Optional[Path] = OutOpt,
+    store: Optional[str] = StoreOpt,
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the bar chart and residency histograms."),
     time_scale: float = TimeScaleOpt,
     option: Optional[List[str]] = WorkloadOptionOpt,
@@ -423,7 +429,7 @@ def compare(
                               strategy=strategy, budget=budget, policy=make_policy(inferences, repeats, None, None),
                               out=out, seed=seed, plots=plots, time_scale=time_scale,
                               options=workload_options(option, model_file, images),
-                              noise=make_noise(noise, noise_tails, noise_drift))
+                              noise=make_noise(noise, noise_tails, noise_drift), store=store)
     emit_json(doc) if as_json else render_compare(doc)
 
 
@@ -678,6 +684,34 @@ def restore(root: Path = RootOpt) -> None:
     typer.echo(f"restored {len(report.restored)} values from {fs.journal.path}{kept}")
 
 
+
+
+@app.command()
+def fleet(
+    store: Optional[str] = typer.Option(None, "--store", envvar="EDGETUNE_STORE", help="The fleet's store: "
+                                        "postgresql://USER@HOST/DB or sqlite:///PATH. Default: the local state "
+                                        "directory's store (the daemon's)."),
+    root: Path = RootOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List the boards a store knows: board id and host, model, workload, state (a daemon's, or done
+    for a one-shot run), held config, saving against DVFS, trials spent, last seen.
+
+    `--json` gives {"store", "schema_version", "boards": [{board_id, host, board, model, l4t, workload,
+    simulated, kind, state, held, saving_vs_dvfs, trials, runs, last_seen, warm_start}]}."""
+    from tuner.fleet import fleet_doc, render_fleet
+    from tuner.session import STORE_NAME, state_dir
+    from tuner.store import Store
+
+    from tuner.store import sqlite_path, store_url
+
+    target = store if store is not None else str(state_dir(root) / STORE_NAME)
+    path = sqlite_path(store_url(target))
+    if path is not None and not path.is_file():  # a listing makes no store where there was none
+        raise EdgetuneError(f"no store at {path}" + ("" if store else "; give the fleet's with --store URL"))
+    with Store(target) as opened:
+        doc = fleet_doc(opened)
+    emit_json(doc) if as_json else render_fleet(doc)
 
 
 @app.command()

@@ -111,8 +111,11 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                        knobs: dict[str, tuple | None], objective: Objective, policy: RunPolicy, out: Path | None,
                        seed: int, apply_best: bool = False, plots: bool = True,
                        time_scale: float = 1.0, options: dict[str, Any] | None = None,
-                       optional: tuple[str, ...] = (), noise: Any = None) -> dict[str, Any]:
+                       optional: tuple[str, ...] = (), noise: Any = None, store: str | None = None) -> dict[str, Any]:
     """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document.
+
+    ``store`` is ``--store URL`` (default: the run directory's SQLite file); a tune with a shared
+    store starts warm from the trials of identical boards in it (:mod:`tuner.fleet`).
 
     ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`)."""
     from tuner.report import finite_json, plot_topology, summarize, write_summary
@@ -129,7 +132,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
             **({"noise": noise.describe()} if noise is not None else {})}
     with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
                       seed=seed, spec=spec, time_scale=time_scale, options=options, optional=optional,
-                      noise=noise) as session:
+                      noise=noise, store=store, objective=objective) as session:
         space = session.space
         check_recorded(session.board, objective)
         check_power_sensors(session.board, objective)  # no power monitor (Nano 2GB): energy is refused
@@ -156,6 +159,7 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
             if reference is None and has_reference:
                 reference = measure_reference(session.runner, space, session.run)
             result = search(strat, session.runner, objective, n, run=session.run, reference=reference,
+                            prior=session.prior() if kind == "tune" else None,
                             on_step=lambda step: bar.advance())
         measured_now = sum(1 for s in result.steps if not s.reused)
         summary = summarize(kind=kind, board=session.board_name, workload=workload,
@@ -169,6 +173,9 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
         if not has_reference:
             summary["space"]["no_reference"] = "the recording holds no DVFS reference: no saving is quoted"
         summary["run_dir"] = str(session.out_dir)
+        if session.shared:  # a store given by URL: where the trials are, this board's id, the warm start
+            summary.update(store=session.store.display, board_id=session.identity.board_id, fleet=result.fleet)
+            session.run.set_fleet(result.fleet)
         session.run.set_summary(summary)
         rows = session.run.export_csv(session.out_dir / "trials.csv")
         summary["trials_csv_rows"] = rows
@@ -220,6 +227,8 @@ def render_summary(doc: dict[str, Any]) -> None:
     cost = cost_text(doc.get("exploration"), doc.get("payback_s"))
     if cost:
         console.print(cost)
+    if (doc.get("fleet") or {}).get("note"):
+        console.print(f"fleet: {doc['fleet']['note']}")
     if "applied" in doc:
         console.print(f"applied {Config(doc['applied']).to_json()}; undo with `edgetune restore`")
     console.print(f"run directory: {doc['run_dir']}")

@@ -21,6 +21,13 @@ queue commands, so nothing touches the hardware concurrently. The loop:
    this the daemon would measure under clocks it did not set, and its next
    write would undo the other program's change without a word (DESIGN §4).
 
+With ``[daemon] store`` (a fleet's PostgreSQL, or a shared SQLite file) the
+daemon still keeps its own record in the state directory, and copies it to
+the fleet's store whenever that can be reached (:class:`tuner.fleet.FleetSync`):
+a search starts from what identical boards measured there, and a store that
+is down never stops the daemon from searching or holding — what it measured
+meanwhile is copied when the store is back.
+
 States are strings (:data:`STATES`). Transitions happen in the loop's own
 methods only: :meth:`Daemon._explore` (to holding or paused),
 :meth:`Daemon._hold_window` (to exploring on drift), :meth:`Daemon._heat_check`
@@ -104,6 +111,7 @@ class WorkloadState:
     exploration: dict[str, Any] | None = None  # the last search's cost (tuner.cost), and when it pays back
     payback_s: float | None = None
     last_external: dict[str, Any] | None = None  # the last such finding: when, which files, what was done
+    fleet: dict[str, Any] | None = None  # what the last search's fleet warm start did (tuner.search.Prior)
 
     def to_store(self, spec_key: str) -> dict[str, Any]:
         state = self.resume_state if self.state == SAFE else self.state
@@ -113,7 +121,7 @@ class WorkloadState:
                 "applied": self.applied.to_dict() if self.applied else None, "manual": self.manual,
                 "searches": self.searches, "resume_state": self.resume_state,
                 "external_changes": self.external_changes, "last_external": self.last_external,
-                "exploration": self.exploration, "payback_s": self.payback_s}
+                "exploration": self.exploration, "payback_s": self.payback_s, "fleet": self.fleet}
 
     @classmethod
     def from_store(cls, name: str, doc: dict[str, Any]) -> WorkloadState:
@@ -126,7 +134,7 @@ class WorkloadState:
                  manual=bool(doc.get("manual")), searches=int(doc.get("searches") or 0),
                  resume_state=doc.get("resume_state") or HOLDING,
                  external_changes=int(doc.get("external_changes") or 0), last_external=doc.get("last_external"),
-                 exploration=doc.get("exploration"), payback_s=doc.get("payback_s"))
+                 exploration=doc.get("exploration"), payback_s=doc.get("payback_s"), fleet=doc.get("fleet"))
         if ws.state == HOLDING and ws.applied is None:
             ws.state = EXPLORING if ws.best is None else HOLDING
             ws.applied = ws.best
@@ -167,6 +175,9 @@ class Daemon:
                                          "power_w": None, "rails_w": {}}
         self.metrics: Any = None  # tuner.metrics.Exporter when [metrics] is on
         self._metrics_failing = False
+        self.fleet: Any = None  # tuner.fleet.FleetSync when [daemon] store names a fleet's store
+        self.identity: Any = None  # tuner.fleet.Identity of the workload's runs
+        self.board_id = ""
 
     # --- lifecycle ------------------------------------------------------------------
     def run(self) -> int:
@@ -228,6 +239,7 @@ class Daemon:
             self._live = LiveSimulator(info.extra["root"], seed=s.search.seed).start()
         state_dir = s.state_path()
         self.store = Store(state_dir / STORE_NAME)
+        self._open_fleet(state_dir)
         self._open_workload()
         self._publish()
         self._start_metrics()
@@ -263,6 +275,9 @@ class Daemon:
                      "seed": s.search.seed, "objective": self.objective.to_dict(), "rate": wl.rate,
                      "options": wl.options,
                      "space": [k.to_dict() for k in self.space.knobs], "policy": self.runner.policy.__dict__}
+        self.identity = self._identify()
+        if self.fleet is not None:  # runs of many boards meet in the fleet's store: keyed by board too
+            self.spec["board_id"] = self.board_id
         self.spec_key = run_key(self.spec)
         assert self.store is not None
         doc = self.store.get_state(self._state_key(wl.name))
@@ -295,6 +310,10 @@ class Daemon:
         if self.store is not None:
             if self.ws is not None:
                 self._save_state()
+            if self.fleet is not None:
+                if self.fleet.error is None:  # reachable a moment ago: copy the last of it now
+                    self._sync(force=True)
+                self.fleet.close()
             self.store.close()
         self.notifier.close()
         self._restore_signal_handlers()
@@ -324,6 +343,13 @@ class Daemon:
                 continue
             except ExternalChangeError:  # an apply found another program's value and wrote nothing:
                 continue  # the read-back at the top of the next turn acts on it
+            except ConfigError as exc:  # the board now refuses the config (a power mode lowered its caps)
+                self.errors["knob"] += 1
+                self.ws.state = PAUSED
+                self.ws.reason = (f"{exc}; the board's own settings are kept: `edgetune control retune` "
+                                  "searches what the board allows now")
+                log.error("%s", self.ws.reason)
+                self._publish()
             except (HardwareError, OSError) as exc:  # a refused knob write, a sensor that stopped answering
                 self.errors["knob" if isinstance(exc, HardwareError) else "sensor"] += 1
                 log.error("%s (retrying in %.0f s)", exc, self._backoff)
@@ -338,8 +364,10 @@ class Daemon:
 
         ws, s = self.ws, self.settings
         assert ws is not None and self.runner is not None and self.store is not None
+        self.identity = self._identify()  # the space may have changed since (a power mode: _replan_space)
         run = self.store.open_run("daemon", self.board_name, ws.name, bool(self.board.info.simulated),
-                                  {**self.spec, "epoch": ws.epoch, "start": ws.best.to_dict() if ws.best else None})
+                                  {**self.spec, "epoch": ws.epoch, "start": ws.best.to_dict() if ws.best else None},
+                                  identity=self.identity.columns() if self.identity is not None else None)
         self.runner.policy = self._explore_policy()
         log.info("exploring %s (epoch %d: %s)", ws.name, ws.epoch, ws.reason)
         self.notifier.status(f"exploring {ws.name}: {ws.reason}")
@@ -360,12 +388,18 @@ class Daemon:
                 self._account(step.trial, exploring=True)
             self._count_failure(step.trial.measurement)
             self._beat()
+            self._sync()
             self._publish()
             self._checkpoint()
 
+        prior = self._fleet_prior()
         result = search(strategy, self.runner, self.objective, budget, run=run, reference=reference,
-                        on_step=on_step)
+                        on_step=on_step, prior=prior)
         ws.searches += 1
+        if result.fleet is not None:
+            ws.fleet = result.fleet
+            run.set_fleet(result.fleet)
+            log.info("%s: fleet: %s", ws.name, result.fleet.get("note"))
         explored, ws.payback_s = search_cost(result)
         ws.exploration = explored.to_dict()
         if result.best is None or result.best_trial is None:
@@ -382,6 +416,7 @@ class Daemon:
                      m.energy_per_inference_j * 1e3,
                      f"{ws.dvfs_epi_j * 1e3:.3f}" if ws.dvfs_epi_j else "n/a")
         self._save_state()
+        self._sync(force=True)
         self._publish()
 
     def _hold_window(self) -> None:
@@ -404,6 +439,7 @@ class Daemon:
         checked = self.objective.check(m)
         violation = checked.failure if m.feasible and not checked.feasible else None
         ws.last_window = _window_doc(m)
+        self._sync()  # when due: the record, and that this board is still there (last seen)
         stale = None if ws.manual else self.drift.observe(m, violation)
         if stale:
             log.warning("%s: %s; searching again", ws.name, stale)
@@ -428,9 +464,25 @@ class Daemon:
     def _start_search(self, reason: str) -> None:
         ws = self.ws
         assert ws is not None
+        self._replan_space()
         ws.epoch += 1
         ws.state, ws.reason, ws.manual = EXPLORING, reason, False
         self._save_state()
+
+    def _replan_space(self) -> None:
+        """Re-read what the board offers before a new search: a power mode switched since the
+        last one (nvpmodel, jtop) moves the clock caps, and the old space would ask for refused clocks."""
+        from tuner.search import plan_space
+
+        knobs = self.settings.search.knobs()
+        defaults = tuple(k for k in (CPU_FREQ, GPU_FREQ, BATCH_SIZE) if knobs.get(k) is None)
+        assert self.runner is not None
+        space, _ = plan_space(self.runner, knobs, defaults)
+        if [k.to_dict() for k in space.knobs] != [k.to_dict() for k in self.space.knobs]:
+            log.info("the board's search space changed (a power mode?); searching the new one")
+            self.space = space
+            self.spec["space"] = [k.to_dict() for k in space.knobs]
+            self.spec_key = run_key(self.spec)
 
     def _go_back(self, reason: str) -> None:
         """Leave safe or overridden for the state they interrupted, re-applying a held config."""
@@ -690,11 +742,12 @@ class Daemon:
 
         done = exploration([trial])
         tot = self.measured
-        tot["energy_j"] += done.energy_j
+        energy = done.energy_j or 0.0  # None: nothing measured energy (a failed trial, no power monitor)
+        tot["energy_j"] += energy
         tot["inferences"] += done.inferences
         if exploring:
             tot["trials"] += 1
-            tot["exploration_j"] += done.energy_j
+            tot["exploration_j"] += energy
         m = trial.measurement
         if m.feasible and m.time_s > 0:
             tot["power_w"] = _round(m.avg_power_w)
@@ -757,7 +810,61 @@ class Daemon:
 
     def _save_state(self) -> None:
         if self.store is not None and self.ws is not None:
-            self.store.set_state(self._state_key(self.ws.name), self.ws.to_store(self.spec_key))
+            doc = self.ws.to_store(self.spec_key)
+            if self.identity is not None:  # who this is, for `edgetune fleet`
+                doc.update(board=self.board_name, workload=self.ws.name, board_id=self.identity.board_id,
+                           host=self.identity.host, model=self.identity.model, l4t=self.identity.l4t,
+                           simulated=self.identity.simulated)
+            self.store.set_state(self._state_key(self.ws.name), doc)
+
+    # --- the fleet's store --------------------------------------------------------------------
+    def _open_fleet(self, state_dir: Path) -> None:
+        """With ``[daemon] store``: copy the local record there from now on (first try at once)."""
+        from tuner.fleet import FleetSync, board_id, host_name, same_store
+
+        s, info = self.settings, self.board.info
+        self.board_id = board_id(info, where=state_dir, root=s.board.root)
+        if not s.daemon.store or same_store(s.daemon.store, self.store):
+            return
+        self.errors["store"] = 0
+        self.fleet = FleetSync(self.store, s.daemon.store, self.board_id, interval_s=s.daemon.store_sync_s,
+                               extra_state={"host": host_name(), "model": info.model, "l4t": info.l4t,
+                                            "simulated": bool(info.simulated)})
+        self._sync(force=True)
+
+    def _identify(self) -> Any:
+        """Who measures this workload's runs and the fleet key of its space (tuner.fleet.identify)."""
+        from tuner.fleet import identify
+
+        s = self.settings
+        wl = s.workloads[0]
+        return identify(self.board, wl.name, wl.options, self.objective, self.space, where=s.state_path(),
+                        root=s.board.root)
+
+    def _sync(self, force: bool = False) -> None:
+        """Copy the local record to the fleet's store when due; a failure is counted and retried later."""
+        if self.fleet is None:
+            return
+        failures = self.fleet.failures
+        self.fleet.sync(force=force)
+        if self.fleet.failures != failures:
+            self.errors["store"] = self.errors.get("store", 0) + 1
+
+    def _fleet_prior(self) -> Any:
+        """The fleet's trials for this search, or None (and why, in the workload's state)."""
+        ws = self.ws
+        if self.fleet is None or ws is None or self.identity is None:
+            return None
+        failures = self.fleet.failures
+        prior = self.fleet.prior(self.identity)
+        if self.fleet.failures != failures:
+            self.errors["store"] = self.errors.get("store", 0) + 1
+        if prior is None:
+            why = (f"the fleet's store is unreachable ({self.fleet.error})" if self.fleet.error
+                   else "no identical board has stored trials yet")
+            ws.fleet = {"status": "none", "note": f"{why}: searching on this board's own data"}
+            log.info("%s: fleet: %s", ws.name, ws.fleet["note"])
+        return prior
 
     def _publish(self) -> None:
         """Replace the status snapshot the socket serves (built here, read there)."""
@@ -782,6 +889,7 @@ class Daemon:
                 "on_external_change": self.settings.watch.on_external_change,
                 "external_changes": ws.external_changes, "last_external_change": ws.last_external,
                 "measured": {**self.measured, "rails_w": dict(self.measured["rails_w"])},
+                "fleet": ws.fleet,
             })
         info = self.board.info if self.board is not None else None
         doc = {
@@ -799,6 +907,7 @@ class Daemon:
             "workloads": workloads,
             "metrics": {"url": self.metrics.url, "textfile": str(self.metrics.textfile or "") or None}
             if self.metrics is not None else None,
+            "store": self._store_status(),
         }
         with self._lock:
             self._status = doc
@@ -808,6 +917,18 @@ class Daemon:
         if line != getattr(self, "_last_line", None):
             self._last_line = line
             self.notifier.status(line)
+
+    def _store_status(self) -> dict[str, Any] | None:
+        """Where the record is: the local store, and the fleet's (reachable? trials not yet copied)."""
+        if self.store is None:
+            return None
+        doc: dict[str, Any] = {"local": self.store.display, "board_id": self.board_id or None}
+        if self.fleet is not None:
+            try:
+                doc["fleet"] = self.fleet.status()
+            except EdgetuneError as exc:  # the local store itself failed: say so, keep serving
+                doc["fleet"] = {"url": self.fleet.display, "error": str(exc)}
+        return doc
 
     def _status_line(self) -> str:
         ws = self.ws

@@ -180,6 +180,19 @@ class DaemonSettings(_Section):
     socket_group: Optional[str] = "edgetune"
     socket_mode: str = "0660"
     sample_rate_hz: float = Field(10.0, gt=0, le=1000)
+    # the fleet's shared store (README "Fleet"): postgresql://USER@HOST/DB or sqlite:///PATH. The daemon keeps
+    # its own record in state_dir either way and copies it there; a search starts from identical boards' trials
+    store: Optional[str] = None
+    store_sync_s: float = Field(30.0, gt=0)  # how often the record is copied (and an unreachable store retried)
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str | None) -> str | None:
+        if v is not None:
+            from tuner.store import store_url
+
+            _check(store_url, v)
+        return v
 
     @field_validator("socket_mode")
     @classmethod
