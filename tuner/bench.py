@@ -42,6 +42,8 @@ TARGET = 0.02
 
 @dataclass(frozen=True)
 class BenchSpec:
+    """One benchmark: a replayable board, a workload and space, the strategies to compare, seeds and budget."""
+
     board: str
     workload: str
     knobs: dict[str, tuple | None]

@@ -65,6 +65,7 @@ class Identity:
 
 
 def host_name() -> str:
+    """This machine's host name, as the fleet lists boards by it."""
     return socket.gethostname() or "localhost"
 
 

@@ -45,6 +45,9 @@ class Step:
 
 @dataclass
 class SearchResult:
+    """What a search ends with: the recommended config, its combined trial and cost, the DVFS
+    reference and every told step."""
+
     best: Config | None
     best_trial: Trial | None
     best_cost: float

@@ -72,6 +72,8 @@ def open_workload(name: str, board: Board | AnalyticBoard, *, time_scale: float 
 
 @dataclass
 class Session:
+    """An open one-shot command: board, workload, runner, space, store and run, restored on exit."""
+
     board: Any
     workload: Any
     runner: TrialRunner

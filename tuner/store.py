@@ -62,6 +62,7 @@ class StoreUnreachable(EdgetuneError):
 
 
 def run_key(spec: dict[str, Any]) -> str:
+    """A short stable hash of a run's spec: the same command (and settings) finds and resumes its run."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -46,6 +46,8 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
                         budget: str | None, policy: RunPolicy, out: Path | None, seed: int, plots: bool,
                         time_scale: float, options: dict[str, Any] | None = None,
                         noise: Any = None, store: str | None = None) -> dict[str, Any]:
+    """Open the board, tune (or take the tuned config), then run every governor and the tuned config:
+    the ``compare`` document (also written as compare.json beside the plots)."""
     from dataclasses import replace
 
     from governors.base import Governor
@@ -108,6 +110,7 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
 
 
 def render_compare(doc: dict[str, Any]) -> None:
+    """The text form of ``compare``: one row per governor pair and the tuned config, savings vs DVFS."""
     from rich.console import Console
     from rich.table import Table
 

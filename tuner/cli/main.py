@@ -61,6 +61,7 @@ def workload_options(items: Optional[List[str]], model_file: Optional[str], imag
 
 
 def emit_json(data: Any) -> None:
+    """Print ``data`` as the stable, indented JSON every ``--json`` prints."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
@@ -765,6 +766,7 @@ def control(
 
 
 def main() -> None:
+    """Console-script entry: a user-fixable error is one ``error:`` line and exit 1, never a traceback."""
     try:
         app()
     except EdgetuneError as exc:

@@ -20,6 +20,7 @@ from tuner.units import config_text, cost_text, parse_duration, parse_freq, pars
 
 def make_objective(objective: str, latency_slo: str | None, min_throughput: float | None,
                    power_cap: float | None) -> Objective:
+    """The objective and constraints from the command-line options (one-line errors for bad values)."""
     slo = parse_duration(latency_slo) if latency_slo else None
     return Objective.parse(objective, Constraints(slo, min_throughput, power_cap))
 
@@ -67,6 +68,7 @@ def make_knobs(batch_sizes: str | None, cpu_freqs: str | None, gpu_freqs: str | 
 
 
 def make_policy(inferences: int, repeats: int, max_repeats: int | None, timeout: str | None) -> RunPolicy:
+    """How much work a trial is and how many repeats settle it, from the command-line options."""
     return RunPolicy(inferences=inferences, min_repeats=repeats, max_repeats=max(repeats, max_repeats or 2 * repeats),
                      timeout_s=parse_duration(timeout) if timeout else None)
 
@@ -201,6 +203,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def render_summary(doc: dict[str, Any]) -> None:
+    """The text form of a sweep/tune summary: space, best vs DVFS, cost, run directory."""
     from rich.console import Console
 
     console = Console()
@@ -252,6 +255,7 @@ def space_lines(space: dict[str, Any] | None) -> list[str]:
 
 
 def render_bench(doc: dict[str, Any]) -> None:
+    """The text form of ``bench``: per strategy, share of the space to the 2 % band and regret at the budget."""
     from rich.console import Console
     from rich.table import Table
 

@@ -142,6 +142,12 @@ class WorkloadState:
 
 
 class Daemon:
+    """The Serve flow: explore, hold, watch and re-search one workload, answering the control socket.
+
+    Its states (exploring, holding, paused, safe, overridden) change only in the loop thread; the
+    socket threads read the snapshot :meth:`_publish` builds and queue commands to the loop.
+    """
+
     def __init__(self, settings: Settings, *, config_path: str | Path | None = None,
                  notifier: Notifier | None = None) -> None:
         self.settings = settings

@@ -42,6 +42,8 @@ class _Section(BaseModel):
 
 
 class BoardSettings(_Section):
+    """``[board]``: which board (a spec as ``--board``) under which root, and the live simulator's pace."""
+
     spec: str = Field("auto", description="auto, jetson, linux, nvml[:INDEX], sim:PROFILE or replay:DIR")
     root: Path = Path("/")
     live_sim: bool = True  # an emulated tree (edgetune sim create) is animated in-process
@@ -49,6 +51,8 @@ class BoardSettings(_Section):
 
 
 class ObjectiveSettings(_Section):
+    """``[objective]``: what the search minimises and the constraints a held config must keep."""
+
     kind: str = "energy"  # energy | time | weighted:W | edp | ed2p | power
     latency_slo: Optional[str] = None  # p95 batch latency, e.g. "50ms"
     min_throughput: Optional[float] = Field(None, gt=0)  # inferences per second
@@ -77,6 +81,8 @@ class ObjectiveSettings(_Section):
 
 
 class SearchSettings(_Section):
+    """``[search]``: strategy, budget, the work per trial and which knob values are searched."""
+
     strategy: str = "ogd"
     budget: str = "10%"  # a trial count ("40") or a share of the space ("10%")
     seed: int = 0
@@ -169,12 +175,16 @@ class WatchSettings(_Section):
 
 
 class WorkloadSettings(_Section):
+    """One ``[[workloads]]`` entry: the workload to tune, its options, and a rate if it is rate-driven."""
+
     name: str  # a registered workload (edgetune workloads list: external, cme, ...) or a simulated one
     rate: Optional[float] = Field(None, gt=0)  # rate-driven: inferences per second it must keep up with
     options: Dict[str, Any] = Field(default_factory=dict)  # passed to the workload (weights, images, device)
 
 
 class DaemonSettings(_Section):
+    """``[daemon]``: state directory, control socket and its permissions, sampling, the fleet store."""
+
     state_dir: Optional[Path] = None  # default: /var/lib/edgetune (or the emulated tree's own)
     socket: Path = Path(DEFAULT_SOCKET)
     socket_group: Optional[str] = "edgetune"
@@ -252,6 +262,8 @@ class MetricsSettings(_Section):
 
 
 class Settings(_Section):
+    """The whole validated config file; every section forbids unknown keys."""
+
     daemon: DaemonSettings = DaemonSettings()
     board: BoardSettings = BoardSettings()
     objective: ObjectiveSettings = ObjectiveSettings()
@@ -293,6 +305,7 @@ def load_settings(path: str | Path) -> Settings:
 
 
 def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
+    """Validate a parsed config document; the first problem becomes one ConfigError line naming the key."""
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
