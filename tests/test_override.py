@@ -460,3 +460,29 @@ def test_a_power_mode_that_lowers_the_caps_pauses_the_daemon_with_why(make_tree,
         code = proc.wait(timeout=60)
         notify.close()
     assert code == 0, log.read_text()
+
+
+def test_overridden_ends_by_itself_when_the_outside_value_is_undone(make_tree, run_dir):
+    """`jetson_clocks --restore` (or a thermal cap lifting) puts edgetune's value back: the daemon
+    takes its clocks back without anyone running `control resume`."""
+    root = make_tree("jetson-orin-nx")
+    cfg = run_dir / "edgetune.toml"
+    cfg.write_text(json_to_toml(_settings(run_dir, root, group=_group())))
+    notify = NotifyListener(run_dir / "notify.sock")
+    log = run_dir / "daemon.log"
+    proc = _start(cfg, notify, log)
+    sock = run_dir / "edgetune.sock"
+    try:
+        notify.wait_for("READY=1")
+        _until(lambda: _cli_status(sock)["workloads"][0]["state"] == "holding", timeout=120, what="holding")
+        _outside_write(root, CPU_MAX, OUTSIDE_KHZ)
+        _until(lambda: _cli_status(sock)["workloads"][0]["state"] == "overridden", timeout=60, what="overridden")
+        _outside_write(root, CPU_MAX, str(HELD_CPU_KHZ))
+        w = _until(lambda: (w := _cli_status(sock)["workloads"][0])["state"] == "holding" and w, timeout=60,
+                   what="holding again")
+        assert w["reason"] == "the outside change was undone" and w["external_changes"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        notify.close()
+    assert code == 0, log.read_text()

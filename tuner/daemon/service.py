@@ -517,6 +517,14 @@ class Daemon:
         """
         ws = self.ws
         assert ws is not None
+        if self.fs is not None and ws.state == OVERRIDDEN and self.fs.written and not self.fs.external_changes():
+            # every file holds edgetune's value again (`jetson_clocks --restore`, a thermal cap lifted):
+            # nothing is edgetune's to give back, so it carries on where it was interrupted
+            log.info("%s: the outside change is undone; back to %s", ws.name, ws.resume_state)
+            self._go_back("the outside change was undone")
+            self._save_state()
+            self._publish()
+            return
         if self.fs is None or ws.state not in WATCHED:
             return
         changes = self.fs.external_changes()
