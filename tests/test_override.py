@@ -10,6 +10,7 @@ the emulated tree's knob files, as ``echo 1984000 > scaling_max_freq`` is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -435,12 +436,13 @@ def run_dir(tmp_path_factory):
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_a_power_mode_that_lowers_the_caps_pauses_the_daemon_with_why(make_tree, run_dir):
-    """`nvpmodel -m 1` under a daemon holding 1420.8 MHz (10W caps the CPU at 1190.4 MHz): reasserting
-    is refused by the board; the daemon pauses and says why instead of dying."""
+@contextlib.contextmanager
+def _holding_daemon(make_tree, run_dir: Path, action: str = "yield"):
+    """A daemon process on an emulated Orin NX tree, holding its config: (root, socket); stopped with
+    SIGTERM afterwards, which must exit 0."""
     root = make_tree("jetson-orin-nx")
     cfg = run_dir / "edgetune.toml"
-    cfg.write_text(json_to_toml(_settings(run_dir, root, action="reassert", group=_group())))
+    cfg.write_text(json_to_toml(_settings(run_dir, root, action=action, group=_group())))
     notify = NotifyListener(run_dir / "notify.sock")
     log = run_dir / "daemon.log"
     proc = _start(cfg, notify, log)
@@ -448,41 +450,34 @@ def test_a_power_mode_that_lowers_the_caps_pauses_the_daemon_with_why(make_tree,
     try:
         notify.wait_for("READY=1")
         _until(lambda: _cli_status(sock)["workloads"][0]["state"] == "holding", timeout=120, what="holding")
+        yield root, sock
+        assert proc.poll() is None, log.read_text()  # alive, answering
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        notify.close()
+    assert code == 0, log.read_text()
+
+
+def test_a_power_mode_that_lowers_the_caps_pauses_the_daemon_with_why(make_tree, run_dir):
+    """`nvpmodel -m 1` under a daemon holding 1420.8 MHz (10W caps the CPU at 1190.4 MHz): reasserting
+    is refused by the board; the daemon pauses and says why instead of dying."""
+    with _holding_daemon(make_tree, run_dir, action="reassert") as (root, sock):
         _outside_write(root, "/var/lib/nvpmodel/status", "pmode:0001")  # what nvpmodel -m 1 leaves behind
         _outside_write(root, CPU_MAX, "1190400")
         w = _until(lambda: (w := _cli_status(sock)["workloads"][0])["state"] == "paused" and w, timeout=60,
                    what="paused")
         assert "1190400 kHz cap of power mode 1" in w["reason"] and "retune" in w["reason"]
         assert _cli_status(sock)["errors"]["knob"] >= 1
-        assert proc.poll() is None  # alive, answering
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-        notify.close()
-    assert code == 0, log.read_text()
 
 
 def test_overridden_ends_by_itself_when_the_outside_value_is_undone(make_tree, run_dir):
     """`jetson_clocks --restore` (or a thermal cap lifting) puts edgetune's value back: the daemon
     takes its clocks back without anyone running `control resume`."""
-    root = make_tree("jetson-orin-nx")
-    cfg = run_dir / "edgetune.toml"
-    cfg.write_text(json_to_toml(_settings(run_dir, root, group=_group())))
-    notify = NotifyListener(run_dir / "notify.sock")
-    log = run_dir / "daemon.log"
-    proc = _start(cfg, notify, log)
-    sock = run_dir / "edgetune.sock"
-    try:
-        notify.wait_for("READY=1")
-        _until(lambda: _cli_status(sock)["workloads"][0]["state"] == "holding", timeout=120, what="holding")
+    with _holding_daemon(make_tree, run_dir) as (root, sock):
         _outside_write(root, CPU_MAX, OUTSIDE_KHZ)
         _until(lambda: _cli_status(sock)["workloads"][0]["state"] == "overridden", timeout=60, what="overridden")
         _outside_write(root, CPU_MAX, str(HELD_CPU_KHZ))
         w = _until(lambda: (w := _cli_status(sock)["workloads"][0])["state"] == "holding" and w, timeout=60,
                    what="holding again")
         assert w["reason"] == "the outside change was undone" and w["external_changes"] == 1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-        notify.close()
-    assert code == 0, log.read_text()

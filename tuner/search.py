@@ -260,6 +260,20 @@ class Prior:
     max_configs: int = 64
 
 
+def _measure(runner: TrialRunner, run: Run | None, config: Config, objective: Objective
+             ) -> tuple[Trial, float, bool]:
+    """A search trial of ``config``: from the store when the run already has it (resume), else
+    measured and stored; with its cost and whether it was reused."""
+    trial = run.take(config) if run else None
+    reused = trial is not None
+    if trial is None:
+        trial = runner.measure(config)
+    cost = objective.cost(trial.measurement)
+    if run and not reused:
+        run.add(trial, cost, SEARCH)
+    return trial, cost, reused
+
+
 def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget: int, *,
            run: Run | None = None, on_step: Callable[[Step], None] | None = None,
            reference: Trial | None = None, prior: Prior | None = None) -> SearchResult:
@@ -287,13 +301,7 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
             config = strategy.ask()
         if config is None:
             break
-        trial = run.take(config) if run else None
-        reused = trial is not None
-        if trial is None:
-            trial = runner.measure(config)
-        cost = objective.cost(trial.measurement)
-        if run and not reused:
-            run.add(trial, cost, SEARCH)
+        trial, cost, reused = _measure(runner, run, config, objective)
         strategy.tell(config, cost, objective.check(trial.measurement))
         trials.setdefault(config, []).append(trial)
         step = Step(len(steps), trial, cost, reused)
@@ -425,13 +433,7 @@ def _warm_start(strategy: Strategy, runner: TrialRunner, objective: Objective, b
     # against one measured again (the lowest of many single readings is biased low)
     best = min(est.level, key=lambda c: est.level[c] + est.residual_sd / math.sqrt(est.count[c]))
     fleet_cost = math.exp(est.level[best])
-    trial = run.take(best) if run else None
-    reused = trial is not None
-    if trial is None:
-        trial = runner.measure(best)
-    cost = objective.cost(trial.measurement)
-    if run and not reused:
-        run.add(trial, cost, SEARCH)
+    trial, cost, reused = _measure(runner, run, best, objective)
     ratio = cost / fleet_cost if math.isfinite(cost) else math.inf
     noise = 2.0 * math.sqrt(_log_se(trial.repeats or [trial.measurement], objective) ** 2
                             + est.residual_sd ** 2 / est.count[best])
