@@ -1,13 +1,38 @@
-"""Search efficiency of every strategy on every simulated target surface (issue 4).
+"""Search efficiency of every strategy on every simulated target surface, and on real recorded ones (issues 4, 17).
 
 For each board (Nano, Xavier NX, Orin NX) and each reference workload, runs
-``edgetune bench`` (CPU x GPU x batch {8,16,32,64}, energy objective, default
-noise, 10 % budget) and writes the whole table as JSON, plus a check of the
-targets: for bo and thompson, median fraction_to_2pct <= 0.05 and p90
-regret <= 0.03; for ogd, median regret <= 0.05; each of ours beats random
-and TPE on median fraction_to_2pct. Every number is from simulated boards.
+``edgetune bench`` (CPU x GPU x batch {8,16,32,64}, energy objective, 10 %
+budget) and writes the whole table as JSON, with a check of the targets.
+Every number of the simulated table is from simulated boards; ``--noise``
+gives them field noise (``edgetune bench --noise``: SIGMA is the relative
+standard deviation of one repeat's energy and time), default: the study's
+practice, ~1.8 % per repeat's energy.
 
-    python benchmarks/strategies.py [--seeds 10] [--out benchmarks/results/strategies.json]
+``--real CSV`` benches a real recorded surface instead: the CSV is imported
+(``edgetune import``) into a temporary directory and replayed
+(``--board replay:DIR``) with no knob option, so the space is whatever the
+recording varied.
+
+Targets ("beat" is on the median over seeds; p90 is bench's 90th percentile):
+
+| table | bo, thompson | ogd | bo, thompson beat random and TPE on |
+|---|---|---|---|
+| default noise | fraction to 2 % <= 5 %, p90 regret <= 3 % | median regret <= 5 % (and beats them too) | fraction to 2 % |
+| --noise <= 0.05 | fraction to 2 % <= 5 %, p90 regret <= 3 % | p90 regret <= 5 % | fraction to 2 % |
+| --noise > 0.05 | p90 regret <= 5 % | p90 regret <= 5 % | median regret |
+| --real | p90 regret <= 5 % | p90 regret <= 5 % | median regret |
+
+Where the fraction to 2 % is no target (issue 17 leaves it out at 10 % noise and on the
+real surface, where one trial is as noisy as the band is wide, or the band holds one
+config), "beat" is on the other measure, the regret at the budget; each document's
+``notes`` still says where they do not beat random or TPE on the fraction.
+
+    python benchmarks/strategies.py [--seeds 10] [--noise 0.05] [--jobs 2] [--save | --out FILE]
+    python benchmarks/strategies.py --real ../shared/real-surfaces/loudva-nano-inception_v3.csv --workloads inception_v3
+
+The JSON is printed; ``--out FILE`` also writes it there, ``--save`` to its place in
+``benchmarks/results/`` (``strategies.json``, ``strategies_noise005.json``,
+``strategies_noise010.json``, ``strategies_real_<csv name>.json``).
 """
 
 from __future__ import annotations
@@ -16,7 +41,9 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tuner.bench import BenchSpec, run_bench
@@ -26,60 +53,177 @@ WORKLOADS = ("alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", 
 KNOBS = {"cpu_freq_khz": None, "gpu_freq_hz": None, "batch_size": (8, 16, 32, 64)}  # each surface's space
 OURS = ("bo", "thompson", "ogd")
 PEERS = ("random", "tpe")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: The targets of each kind of table (see the module's docstring).
+TARGETS = {
+    "default": {"fraction": 0.05, "p90_regret": 0.03, "ogd_median_regret": 0.05, "ogd_p90_regret": None,
+                "beaters": OURS, "beat_on": "fraction"},
+    "noise<=0.05": {"fraction": 0.05, "p90_regret": 0.03, "ogd_median_regret": None, "ogd_p90_regret": 0.05,
+                    "beaters": ("bo", "thompson"), "beat_on": "fraction"},
+    "noise>0.05": {"fraction": None, "p90_regret": 0.05, "ogd_median_regret": None, "ogd_p90_regret": 0.05,
+                   "beaters": ("bo", "thompson"), "beat_on": "regret"},
+    "real": {"fraction": None, "p90_regret": 0.05, "ogd_median_regret": None, "ogd_p90_regret": 0.05,
+             "beaters": ("bo", "thompson"), "beat_on": "regret"},
+}
 
 
-def _median(row: dict, key: str) -> float:
-    v = row[key]["median"]
+def table_kind(noise: float | None, real: bool = False) -> str:
+    if real:
+        return "real"
+    if noise is None:
+        return "default"
+    return "noise<=0.05" if noise <= 0.05 + 1e-9 else "noise>0.05"
+
+
+def _value(row: dict, key: str, stat: str = "median") -> float:
+    v = row[key][stat]
     return math.inf if v is None else v
 
 
-def check(doc: dict) -> list[str]:
+def check(doc: dict, kind: str = "default") -> list[str]:
     """Target misses of one bench document (empty when every target is met)."""
+    t = TARGETS[kind]
     rows = {r["name"]: r for r in doc["strategies"]}
     misses = []
     for name in ("bo", "thompson"):
+        if name not in rows:
+            continue
         r = rows[name]
-        if not _median(r, "fraction_to_2pct") <= 0.05:
-            misses.append(f"{name}: median fraction_to_2pct {r['fraction_to_2pct']['median']} > 0.05")
+        if t["fraction"] is not None and not _value(r, "fraction_to_2pct") <= t["fraction"]:
+            misses.append(f"{name}: median fraction_to_2pct {r['fraction_to_2pct']['median']} > {t['fraction']}")
         p90 = r["regret_at_budget"]["p90"]
-        if p90 is None or p90 > 0.03:
-            misses.append(f"{name}: p90 regret {p90} > 0.03")
-    if not _median(rows["ogd"], "regret_at_budget") <= 0.05:
-        misses.append(f"ogd: median regret {rows['ogd']['regret_at_budget']['median']} > 0.05")
-    for ours in OURS:
+        if p90 is None or p90 > t["p90_regret"]:
+            misses.append(f"{name}: p90 regret {p90} > {t['p90_regret']}")
+    if "ogd" in rows:
+        regret = rows["ogd"]["regret_at_budget"]
+        if t["ogd_median_regret"] is not None and not _value(rows["ogd"], "regret_at_budget") <= t["ogd_median_regret"]:
+            misses.append(f"ogd: median regret {regret['median']} > {t['ogd_median_regret']}")
+        if t["ogd_p90_regret"] is not None and not _value(rows["ogd"], "regret_at_budget", "p90") <= t["ogd_p90_regret"]:
+            misses.append(f"ogd: p90 regret {regret['p90']} > {t['ogd_p90_regret']}")
+    for ours in t["beaters"]:
         for peer in PEERS:
-            mine, theirs = rows[ours]["fraction_to_2pct"]["median"], rows.get(peer, {}).get("fraction_to_2pct", {})
-            if peer in rows and not _median(rows[ours], "fraction_to_2pct") < _median(rows[peer], "fraction_to_2pct"):
-                misses.append(f"{ours} does not beat {peer} on median fraction_to_2pct "
-                              f"({mine} vs {theirs.get('median')})")
+            if ours not in rows or peer not in rows:
+                continue
+            key = "regret_at_budget" if t["beat_on"] == "regret" else "fraction_to_2pct"
+            if not _value(rows[ours], key) < _value(rows[peer], key):
+                misses.append(f"{ours} does not beat {peer} on median {key} "
+                              f"({rows[ours][key]['median']} vs {rows[peer][key]['median']})")
     return misses
+
+
+def noise_spec(sigma: float | None, tails: bool, drift: bool):
+    if sigma is None:
+        return None
+    from tuner.sim.board import Noise
+
+    return Noise.field(sigma, tails=tails, drift=drift)
+
+
+def notes(doc: dict, kind: str) -> list[str]:
+    """Where the fraction to 2 % is no target: where ours do not beat the peers on it anyway."""
+    if TARGETS[kind]["beat_on"] != "regret":
+        return []
+    rows = {r["name"]: r for r in doc["strategies"]}
+    out = []
+    for ours in TARGETS[kind]["beaters"]:
+        for peer in PEERS:
+            if ours in rows and peer in rows:
+                mine, theirs = _value(rows[ours], "fraction_to_2pct"), _value(rows[peer], "fraction_to_2pct")
+                if not mine < theirs:
+                    out.append(f"{ours} does not beat {peer} on median fraction_to_2pct "
+                               f"({rows[ours]['fraction_to_2pct']['median']} vs "
+                               f"{rows[peer]['fraction_to_2pct']['median']}); not a target here")
+    return out
+
+
+def one_surface(board: str, workload: str, strategies: tuple, seeds: int, sigma: float | None, tails: bool,
+                drift: bool) -> dict:
+    t0 = time.monotonic()
+    doc = run_bench(BenchSpec(f"sim:{board}", workload, KNOBS, strategies=strategies, seeds=seeds,
+                              noise=noise_spec(sigma, tails, drift)))
+    doc["misses"] = check(doc, table_kind(sigma))
+    doc["notes"] = notes(doc, table_kind(sigma))
+    doc["seconds"] = round(time.monotonic() - t0, 1)
+    return doc
+
+
+def real_surface(csv: Path, workload: str, strategies: tuple, seeds: int) -> dict:
+    from tuner.recorded import import_csv
+
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="edgetune-real-") as tmp:
+        imported = import_csv(csv, Path(tmp) / "run", workload=workload)
+        doc = run_bench(BenchSpec(f"replay:{Path(tmp) / 'run'}", workload, {}, strategies=strategies, seeds=seeds))
+    doc["board"] = f"replay:{csv.name}"
+    doc["source"] = imported.get("source")
+    doc["misses"] = check(doc, "real")
+    doc["notes"] = notes(doc, "real")
+    doc["seconds"] = round(time.monotonic() - t0, 1)
+    return doc
+
+
+def default_out(args) -> Path:
+    if args.real:
+        return RESULTS / f"strategies_real_{args.real.stem}.json"
+    if args.noise is None:
+        return RESULTS / "strategies.json"
+    tag = f"{args.noise:.2f}".replace(".", "")
+    extra = ("_tails" if args.tails else "") + ("_drift" if args.drift else "")
+    return RESULTS / f"strategies_noise{tag}{extra}.json"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--boards", nargs="*", default=list(BOARDS))
-    ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    ap.add_argument("--workloads", nargs="*", default=None, help="default: the six reference workloads")
+    ap.add_argument("--strategies", default=",".join(OURS + PEERS))
+    ap.add_argument("--noise", type=float, default=None, help="field noise SIGMA on the simulated boards")
+    ap.add_argument("--tails", action="store_true", help="with --noise: Student-t repeats")
+    ap.add_argument("--drift", action="store_true", help="with --noise: a slowly drifting surface")
+    ap.add_argument("--real", type=Path, default=None, help="a recorded surface (CSV) to import and replay")
+    ap.add_argument("--jobs", type=int, default=1, help="surfaces benched in parallel (processes)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument("--save", action="store_true", help="also write the JSON to its place in benchmarks/results/")
     args = ap.parse_args()
+    strategies = tuple(s for s in args.strategies.split(",") if s)
     started = time.monotonic()
-    results = []
-    for board in args.boards:
-        for workload in args.workloads:
-            t0 = time.monotonic()
-            doc = run_bench(BenchSpec(f"sim:{board}", workload, KNOBS, strategies=OURS + PEERS, seeds=args.seeds))
-            doc["misses"] = check(doc)
-            doc["seconds"] = round(time.monotonic() - t0, 1)
-            results.append(doc)
-            print(f"{board} {workload}: {doc['seconds']} s, misses: {doc['misses'] or 'none'}", file=sys.stderr)
-    out = {"simulated": True, "seeds": args.seeds, "budget_fraction": 0.1, "results": results,
+    if args.real:
+        workloads = args.workloads or [args.real.stem]
+        results = [real_surface(args.real, w, strategies, args.seeds) for w in workloads]
+        kind = "real"
+    else:
+        kind = table_kind(args.noise)
+        surfaces = [(b, w) for b in args.boards for w in (args.workloads or WORKLOADS)]
+        job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift) for b, w in surfaces]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                futures = [pool.submit(one_surface, *j) for j in job]
+                results = []
+                for (b, w), f in zip(surfaces, futures):
+                    results.append(f.result())
+                    _say(results[-1])
+        else:
+            results = []
+            for j in job:
+                results.append(one_surface(*j))
+                _say(results[-1])
+    out = {"simulated": not args.real, "seeds": args.seeds, "budget_fraction": 0.1,
+           "noise": None if args.noise is None else {"sigma": args.noise, "tails": args.tails, "drift": args.drift},
+           "table": kind, "targets": TARGETS[kind], "results": results,
            "all_targets_met": not any(r["misses"] for r in results),
+           "command": " ".join(["python", "benchmarks/strategies.py", *sys.argv[1:]]),
            "seconds": round(time.monotonic() - started, 1)}
     text = json.dumps(out, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    for path in filter(None, [args.out, default_out(args) if args.save else None]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
     print(text)
+
+
+def _say(doc: dict) -> None:
+    print(f"{doc['board']} {doc['workload']}: {doc['seconds']} s, misses: {doc['misses'] or 'none'}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 
 from tuner.config import BATCH_SIZE, CONCURRENCY, HARDWARE_KNOBS, Config, Space
 from tuner.measurement import Measurement
+from tuner.strategies.noise import TrialNoise
 
 MEMORY_KNOBS = (BATCH_SIZE, CONCURRENCY)
 
@@ -104,6 +105,8 @@ class Strategy(ABC):
         self.seed = seed
         self.start = start
         self.costs: dict[int, list[float]] = defaultdict(list)  # row -> every cost told
+        self.repeats: dict[int, list[int]] = defaultdict(list)  # row -> the repeats behind each told cost
+        self.noise = TrialNoise()  # how far one trial's cost is from the truth (from repeats, re-measurements)
         self.order: list[int] = []  # rows in the order they were told
         self.allowed = np.ones(len(self.lattice), dtype=bool)  # not pruned by a memory failure
 
@@ -113,6 +116,8 @@ class Strategy(ABC):
     def tell(self, config: Config, cost: float, measurement: Measurement | None = None) -> None:
         row = self.lattice.row(config)
         self.costs[row].append(cost)
+        self.repeats[row].append(int(measurement.repeats) if measurement is not None and measurement.repeats else 1)
+        self.noise.add(row, cost, measurement)
         self.order.append(row)
         if measurement is not None and measurement.memory_failure:
             self._prune_memory(config)

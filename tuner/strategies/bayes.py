@@ -28,6 +28,9 @@ class BayesOpt(ModelBased):
     xi = 0.01  # in log cost: ask for improvements of about 1 %
 
     def choose(self, candidates: np.ndarray) -> int:
+        # Only unmeasured configs: EI at a measured one counts the model's uncertainty about
+        # it as a chance of improvement, which measuring it again cannot deliver. Under noise
+        # the posterior mean already weighs a lucky reading against its neighbours.
         fresh = candidates[~self.measured()[candidates]]
         if fresh.size == 0:
             fresh = candidates

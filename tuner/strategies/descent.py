@@ -9,14 +9,34 @@ already at its largest fit joins from the third round), moves
 along every knob whose probe improved, and checks the combined move. Steps
 adapt per knob: they grow after a successful move and halve (and turn
 around) after a failed one, so the first rounds cross the lattice in big
-strides and the last ones settle on single steps. When no single step in
-either direction improves, it has converged and keeps re-measuring its
-position and neighbours — which is what lets it run *online*, as a
-governor, while the workload runs and the surface drifts (issue 6 uses it
-that way).
+strides and the last ones settle on single steps.
 
-Costs are compared as the mean of everything measured at a config, so
-re-measurements firm up decisions under noise.
+Noise. A config's cost, as the descent compares it, is an estimate
+(:meth:`OnlineDescent.estimates`): its own mean, combined with what a local
+quadratic fitted to its measured neighbours predicts, each weighted by its
+precision — the trial noise is estimated from the repeats behind each trial
+(:mod:`tuner.strategies.noise`). Under field noise one reading is 2-4 % off,
+as much as a clock step changes the cost near the minimum, and a descent
+that follows single readings walks wherever they send it; the neighbours
+average that out. A probe that beats the position by less than ``Z``
+standard errors is also measured again before the descent moves. Where
+repeats agree (a quiet board, a replayed recording) every estimate is the
+config's own mean and nothing is measured twice without cause.
+
+When no single step in either direction improves (a local minimum, or a
+plateau), the descent does not stop there: it re-checks the position and
+any neighbour within noise of it, then *widens* — probes 2, 4, 8 ... steps
+along each knob, up to half its range — and moves on if something farther
+is better; failing that, it re-checks the best config found and its
+neighbours (so it can run *online*, as a governor, while the workload runs
+and the surface drifts) and *restarts* the descent from an unmeasured config
+at random, keeping everything measured. On a real surface measured once per
+setting, single-step local minima 5-10 % above the best point are common; a
+descent without these settled on one and never moved again.
+
+The recommendation is the config with the lowest estimate plus one standard
+error of it: a single lucky reading with no neighbours to vouch for it does
+not beat a config they confirm (the winner's curse).
 """
 
 from __future__ import annotations
@@ -37,6 +57,13 @@ class OnlineDescent(Strategy):
     growth = 1.5
     IDLE_ROUNDS = 64  # rounds in a row that measure nothing before the position is re-measured
     MEMORY_WAIT = 2  # rounds a memory knob starting at its largest value sits out first
+    Z = 0.5  # a win by less than this many standard errors of the difference is measured again
+    Z_MOVE = 0.0  # ... and after that, a win by less is a tie
+    CHECKS = 3  # ... until each side has this many trials
+    SETTLED_SD = 0.005  # a config whose mean is known to within this (log cost) is not measured again
+    WIDEST = 0.5  # widening probes reach this share of a knob's range
+    TAIL_DOF = 4.0  # of the Student-t roughness of that model
+    BANDWIDTH = 0.2  # of the local model behind the recommendation, in unit coordinates
 
     def __init__(self, space, *, seed: int = 0, start: Config | None = None) -> None:
         super().__init__(space, seed=seed, start=start)
@@ -65,6 +92,8 @@ class OnlineDescent(Strategy):
                 self._aimed.add(d)
         self.position: int | None = None
         self.converged = False
+        self.restarts = 0
+        self._estimated: tuple[int, dict[int, tuple[float, float]]] | None = None
         self._gen = self._search()
 
     # --- the search is a generator of rows; tell() records costs it reads back --------
@@ -75,9 +104,65 @@ class OnlineDescent(Strategy):
             return None
         return self.lattice.configs[row]
 
+    def best(self) -> Config | None:
+        """The measured config whose estimated cost plus one standard error of the
+        estimate is lowest (see :meth:`estimates`)."""
+        est = self.estimates()
+        if not est:
+            return super().best()
+        return self.lattice.configs[min(est, key=lambda r: est[r][0] + est[r][1])]
+
+    def estimates(self) -> dict[int, tuple[float, float]]:
+        """Every feasible measured config's log cost as a local model of the measurements
+        sees it: (estimate, its standard error).
+
+        Under noise, the lowest of dozens of means is biased low (the winner's curse),
+        and a descent measures the configs along its path about once each. But
+        neighbouring configs cost about the same, so each estimate borrows from them:
+        a quadratic in the knobs' positions, fitted to the *other* measured configs
+        weighted by closeness (a Gaussian of ``BANDWIDTH`` in unit coordinates) and
+        precision, predicts the config; the prediction and the config's own mean are
+        combined by their precisions, the prediction's including the roughness the
+        fits leave unexplained (empirical Bayes; with Student-t tails, so a config far
+        outside what its neighbours allow keeps its own mean). Where repeats agree — a replayed
+        recording, a quiet board — a config's own mean is exact and is the estimate;
+        under field noise a single lucky reading among honest neighbours counts for
+        what it is worth, and one with no neighbours keeps its full standard error,
+        which :meth:`best` adds before it ranks."""
+        if self._estimated is not None and self._estimated[0] == len(self.order):
+            return self._estimated[1]
+        scores = self._scores()
+        rows = list(scores)
+        y = np.array([scores[r][0] for r in rows])
+        var = np.array([scores[r][1] for r in rows]) ** 2 + 1e-8
+        out = {r: (float(y[k]), math.sqrt(var[k])) for k, r in enumerate(rows)}
+        if len(rows) >= 4 and self.dims:
+            u = self.lattice.unit[np.array(rows)][:, self.dims]
+            phi = _quadratic(u)
+            near = np.exp(-((u[:, None, :] - u[None, :, :]) ** 2).sum(axis=2) / (2 * self.BANDWIDTH**2))
+            # the roughness: what in-sample local fits leave unexplained beyond measurement noise
+            fit = np.array([_local_fit(phi, y, near[k] / var, k, None)[0] for k in range(len(rows))])
+            rough = max(0.0, float(np.mean((y - fit) ** 2 - var)))
+            for k, r in enumerate(rows):
+                pred, pred_var = _local_fit(phi, y, near[k] / (var + rough), k, var + rough)
+                if not math.isfinite(pred_var):
+                    continue
+                prior_var = pred_var + rough
+                # heavy-tailed (Student-t) rather than normal: a config far outside what its
+                # neighbours and its own noise allow is a feature of the surface (a narrow
+                # basin, a step), not luck, and keeps its own mean
+                z2 = (y[k] - pred) ** 2 / (var[k] + prior_var)
+                prior_var *= (self.TAIL_DOF + z2) / (self.TAIL_DOF + 1)
+                post_var = 1.0 / (1.0 / var[k] + 1.0 / prior_var)
+                out[r] = (post_var * (y[k] / var[k] + pred / prior_var), math.sqrt(post_var))
+        self._estimated = (len(self.order), out)
+        return out
+
     def _cost(self, row: int) -> float:
-        costs = self.costs.get(row)
-        return float(np.mean(costs)) if costs else math.inf
+        """What the descent compares: the config's estimated cost (:meth:`estimates`; its
+        mean where repeats agree), inf when unmeasured or failed."""
+        stat = self._stat(row)
+        return math.exp(stat[0]) if stat is not None else math.inf
 
     def _clamp_row(self, x: np.ndarray) -> int | None:
         sizes = self.lattice.sizes
@@ -85,6 +170,54 @@ class OnlineDescent(Strategy):
         row = self.lattice.find(tuple(int(v) for v in y))
         return row if row is not None and self.allowed[row] else None
 
+    # --- noise --------------------------------------------------------------------------
+    def _uncertain(self, row: int) -> bool:
+        """Another trial at ``row`` could still move its mean."""
+        return len(self.costs.get(row, ())) < self.CHECKS and self.noise.mean_sd(row) > self.SETTLED_SD
+
+    def _stat(self, row: int) -> tuple[float, float] | None:
+        """``row``'s log cost as the descent compares it, with its standard error: the
+        estimate of :meth:`estimates` (its own mean where repeats agree); None when
+        unmeasured or failed."""
+        costs = self.costs.get(row)
+        if not costs or not all(math.isfinite(c) and c > 0 for c in costs):
+            return None
+        est = self.estimates().get(row)
+        if est is not None:
+            return est
+        return math.log(float(np.mean(costs))), self.noise.mean_sd(row)
+
+    def _gap(self, row: int, here: int) -> tuple[float, float] | None:
+        """How much better ``row`` is than ``here`` (log), and the standard error of that."""
+        a, b = self._stat(row), self._stat(here)
+        if a is None or b is None:
+            return None
+        return b[0] - a[0], math.hypot(a[1], b[1])
+
+    def _doubtful(self, row: int, here: int) -> int | None:
+        """If ``row`` reads better than ``here`` by less than ``Z`` standard errors, the
+        one of the two to measure again (the less measured; None when neither can be)."""
+        gap = self._gap(row, here)
+        if gap is None or not 0 < gap[0] < self.Z * gap[1]:
+            return None
+        order = sorted((row, here), key=lambda r: len(self.costs.get(r, ())))
+        return next((r for r in order if self._uncertain(r)), None)
+
+    def _confirm(self, row: int, here: int) -> Generator[int, None, None]:
+        """Measure ``row`` and ``here`` again while ``row``'s win over ``here`` is within noise."""
+        again = self._doubtful(row, here)
+        while again is not None:
+            yield again
+            again = self._doubtful(row, here)
+
+    def _better(self, row: int, here: int) -> bool:
+        """``row`` beats ``here`` by at least ``Z`` standard errors; a smaller win that
+        measuring again could not settle is a tie, and a tie does not move the descent
+        (on a plateau, single readings would otherwise walk it anywhere)."""
+        gap = self._gap(row, here)
+        return gap is not None and gap[0] > 0 and gap[0] >= self.Z_MOVE * gap[1]
+
+    # --- the search ------------------------------------------------------------------------
     def _search(self) -> Generator[int, None, None]:
         here = self.nearest_allowed(self.origin)
         if here is None:
@@ -104,9 +237,36 @@ class OnlineDescent(Strategy):
         # (Xavier NX DistilBERT, simulated: 0.8 % from batch 64 to 32). Probed while the
         # clocks are still far off, a smaller batch wins by noise about as often as not,
         # and the descent then refines the wrong batch.
-        rest = {d: self.MEMORY_WAIT if self.space.names[d] in MEMORY_KNOBS and self._at_largest(x, d) else 0
-                for d in self.dims}
-        misses = {d: 0 for d in self.dims}
+        self._rest = {d: self.MEMORY_WAIT if self.space.names[d] in MEMORY_KNOBS and self._at_largest(x, d) else 0
+                      for d in self.dims}
+        self._misses = {d: 0 for d in self.dims}
+        while True:
+            told = len(self.order)
+            here = yield from self._descend(here)
+            moved = yield from self._widen(here)
+            if moved is not None:
+                here = moved
+                continue
+            # nothing better near: keep the best config found and its neighbours checked
+            # (online, this is holding), then descend again from somewhere new
+            yield from self._recheck()
+            start = self._restart_point()
+            if start is not None:
+                self.restarts += 1
+                yield start
+                if self.allowed[start]:
+                    here = start
+                    self._reset_steps()
+            else:
+                here = self._champion()
+            self.position = here
+            if len(self.order) == told:  # everything is measured and settled: hold, measuring the best again
+                yield here
+
+    def _descend(self, here: int) -> Generator[int, None, int]:
+        """Rounds of probes and moves from ``here`` until no single step improves; returns the position."""
+        x = self.lattice.index[here].copy()
+        rest, misses = self._rest, self._misses
         told, idle = len(self.order), 0
         while True:
             # A round asks for nothing when its probes are all measured already. A few such
@@ -134,8 +294,9 @@ class OnlineDescent(Strategy):
                 if row not in self.costs:
                     yield row
                 probes[d] = (row, direction)
-            f_here = self._cost(here)
-            better = {d: (r, s) for d, (r, s) in probes.items() if self._cost(r) < f_here}
+            for d, (r, _s) in probes.items():  # a small win is measured again before it counts
+                yield from self._confirm(r, here)
+            better = {d: (r, s) for d, (r, s) in probes.items() if self._better(r, here)}
             for d in probes:
                 # a knob whose probe keeps failing (a batch already at its best
                 # size) sits out 1, 2, 4 ... rounds while the others move
@@ -151,9 +312,10 @@ class OnlineDescent(Strategy):
                 if combined is not None and len(better) > 1:
                     if combined not in self.costs:
                         yield combined
+                    yield from self._confirm(combined, here)
                     candidates.append(combined)
                 best = min(candidates, key=self._cost)
-                if self._cost(best) < self._cost(here):
+                if self._better(best, here):
                     for d, (_r, s) in better.items():
                         if self.lattice.index[best][d] != x[d]:
                             self.sign[d] = s
@@ -170,18 +332,112 @@ class OnlineDescent(Strategy):
                 for d in probes:
                     self.sign[d] = -self.sign[d]
                     self.step[d] = max(1.0, self.step[d] / 2)
-                self.converged = all(self.step[d] <= 1.0 for d in self.dims) and self._stuck(x, here)
-                if self.converged:
-                    # online: hold, and keep checking the position and its neighbours
-                    yield here
-                    for d in self.dims:
-                        for direction in (-1, 1):
-                            y = x.copy()
-                            y[d] += direction
-                            row = self._clamp_row(y)
-                            if row is not None and row != here and len(self.costs[row]) < 3:
-                                yield row
+                if all(self.step[d] <= 1.0 for d in self.dims) and self._stuck(x, here):
+                    # a local minimum, or a lucky reading here: check both before leaving
+                    yield from self._check_position(x, here)
+                    if self._stuck(x, here):
+                        self.converged = True
+                        return here
                     self.converged = False
+
+    def _check_position(self, x: np.ndarray, here: int) -> Generator[int, None, None]:
+        """Measure ``here`` again, and every single-step neighbour within noise of it."""
+        if self._uncertain(here) and len(self.costs[here]) < 2:
+            yield here
+        for row in self._neighbours(x, here):
+            if row in self.costs:
+                yield from self._confirm_close(row, here)
+
+    def _confirm_close(self, row: int, here: int) -> Generator[int, None, None]:
+        """``row`` reads worse than ``here`` by less than ``Z`` standard errors: measure the
+        less measured of the two again (it may be the better one)."""
+        for _ in range(2 * self.CHECKS):
+            gap = self._gap(here, row)
+            if gap is None or gap[0] < 0 or gap[0] >= self.Z * gap[1]:
+                return
+            order = sorted((row, here), key=lambda r: len(self.costs.get(r, ())))
+            again = next((r for r in order if self._uncertain(r)), None)
+            if again is None:
+                return
+            yield again
+
+    def _widen(self, here: int) -> Generator[int, None, int | None]:
+        """Probe 2, 4, 8 ... steps along each knob (up to ``WIDEST`` of its range) from a
+        local minimum; returns the new position if one is better (confirmed), else None."""
+        x = self.lattice.index[here]
+        width = 2
+        reach = {d: max(1, int(self.WIDEST * (self.lattice.sizes[d] - 1))) for d in self.dims}
+        while any(width <= reach[d] for d in self.dims):
+            for d in self.dims:
+                if width > reach[d]:
+                    continue
+                for direction in (-1, 1):
+                    y = x.copy()
+                    y[d] += direction * width
+                    if not 0 <= y[d] < self.lattice.sizes[d]:
+                        continue
+                    row = self._clamp_row(y)
+                    if row is None or row == here:
+                        continue
+                    if row not in self.costs:
+                        yield row
+                    yield from self._confirm(row, here)
+                    if self._better(row, here):
+                        self.sign[d] = direction
+                        self.step[d] = max(1.0, width / 2)
+                        self.position = row
+                        return row
+            width *= 2
+        return None
+
+    def _recheck(self) -> Generator[int, None, None]:
+        """The best config found and its neighbours, each measured until its mean is settled
+        (or ``CHECKS`` trials): what holding online looks like, and what the recommendation rests on."""
+        champion = self._champion()
+        x = self.lattice.index[champion]
+        for row in [champion, *self._neighbours(x, champion)]:
+            if self._uncertain(row):
+                yield row
+
+    def _scores(self) -> dict[int, tuple[float, float]]:
+        """Every feasible measured config's (log mean, standard error)."""
+        out = {}
+        for row, costs in self.costs.items():
+            if costs and all(math.isfinite(c) and c > 0 for c in costs):
+                out[row] = (math.log(float(np.mean(costs))), self.noise.mean_sd(row))
+        return out
+
+    def _champion(self) -> int:
+        best = self.best()
+        return self.lattice.row(best) if best is not None else int(self.position or 0)
+
+    def _restart_point(self) -> int | None:
+        """An unmeasured config at random (None when everything is measured). Near the
+        best config, widening has looked already; a restart is for what it cannot see:
+        another basin beyond a plateau."""
+        fresh = np.flatnonzero(self.allowed & ~self.measured())
+        if fresh.size == 0:
+            return None
+        return int(self.rng.choice(fresh))
+
+    def _reset_steps(self) -> None:
+        for d in self.dims:
+            self.step[d] = max(1.0, (len(self.space.knobs[d]) - 1) / 4)
+            self._rest[d] = 0
+            self._misses[d] = 0
+
+    def _neighbours(self, x: np.ndarray, here: int) -> list[int]:
+        rows = []
+        for d in self.dims:
+            for direction in (-1, 1):
+                y = x.copy()
+                y[d] += direction
+                if not 0 <= y[d] < self.lattice.sizes[d]:
+                    continue
+                row = self._clamp_row(y)
+                if row is not None and row != here:
+                    rows.append(row)
+        return rows
 
     def _at_largest(self, x: np.ndarray, d: int) -> bool:
         """Knob ``d`` is at its largest value, or the next one up did not fit in memory."""
@@ -193,13 +449,46 @@ class OnlineDescent(Strategy):
 
     def _stuck(self, x: np.ndarray, here: int) -> bool:
         """No single step in either direction measured better than here."""
-        for d in self.dims:
-            for direction in (-1, 1):
-                y = x.copy()
-                y[d] += direction
-                row = self._clamp_row(y)
-                if row is None or row == here:
-                    continue
-                if row not in self.costs or self._cost(row) < self._cost(here):
-                    return False
+        for row in self._neighbours(x, here):
+            if row not in self.costs or self._better(row, here):
+                return False
         return True
+
+
+def _quadratic(u: np.ndarray) -> np.ndarray:
+    """Columns 1, u_i, then u_i * u_j (i <= j): a full quadratic in the unit coordinates."""
+    n, d = u.shape
+    cols = [np.ones(n)] + [u[:, i] for i in range(d)]
+    cols += [u[:, i] * u[:, j] for i in range(d) for j in range(i, d)]
+    return np.column_stack(cols)
+
+
+def _local_fit(phi: np.ndarray, y: np.ndarray, w: np.ndarray, k: int, noise: np.ndarray | None) -> tuple[float, float]:
+    """Weighted least squares of ``y`` on the columns of ``phi`` (as many as the weights
+    support), predicted at row ``k``. With ``noise`` (each row's variance), row ``k`` is
+    left out and the prediction's variance is returned too (a sandwich estimate: the
+    weights are not only precisions); without it, the in-sample fit and nan."""
+    w = w.copy()
+    if noise is not None:
+        w[k] = 0.0
+    support = float(w.sum() / max(w.max(), 1e-300)) if w.max() > 0 else 0.0  # effective number of rows
+    d = int(round((math.sqrt(8 * phi.shape[1] + 1) - 3) / 2))  # phi = 1 + d + d(d+1)/2 columns
+    for cols in (phi.shape[1], 1 + d, 1):
+        if support >= 1.5 * cols or cols == 1:
+            break
+    if support <= 0:
+        return float(y[k]), math.inf
+    a = phi[:, :cols]
+    aw = a * w[:, None]
+    gram = a.T @ aw + 1e-6 * float(w.sum()) * np.diag([0.0] + [1.0] * (cols - 1))
+    try:
+        inv = np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        return float(y[k]), math.inf
+    coef = inv @ (aw.T @ y)
+    pred = float(a[k] @ coef)
+    if noise is None:
+        return pred, math.nan
+    meat = (aw * noise[:, None]).T @ aw
+    g = a[k] @ inv
+    return pred, float(g @ meat @ g)

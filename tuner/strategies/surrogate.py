@@ -8,8 +8,15 @@ categories; unordered knobs (governor, placement) are one-hot.
 
 The model is fitted to log cost (energy spans ~3-10x over the lattice and
 its noise is multiplicative). The kernel is Matern-5/2 with one length scale
-per knob plus a learned Gaussian noise term that skopt leaves out of
-predictions, so the posterior mean estimates the noiseless surface.
+per knob (a weak log-normal prior on the clocks' scales: a MAP fit), plus the
+surface's *roughness*, a learned per-config term (up to 15 %) that stays in
+predictions: a config that measured 6 % below its neighbours on every repeat
+keeps its 6 %. Measurement noise is not learned but given, per observation,
+from the repeats behind each trial (:mod:`tuner.strategies.noise`): ~1 % at
+the study's practice, 2-4 % a trial at 5-10 % field noise per repeat, ~0 on a
+replayed recording of single runs. So under field noise the posterior mean
+weighs a lucky reading against its neighbours, and on a recording whose
+repeats agree it keeps every recorded value.
 
 The prior mean is not flat along the batch size: it follows the published
 batch effect (:func:`tuner.strategies.prior.batch_trend`, energy per
@@ -41,12 +48,24 @@ import numpy as np
 from tuner.config import BATCH_SIZE
 from tuner.errors import EdgetuneError
 from tuner.strategies.base import Lattice, Strategy
+from tuner.strategies.noise import TrialNoise
 from tuner.strategies.prior import batch_trend, likely_best
 from tuner.strategies.trust_region import TrustRegion
 
 MAX_JOINT = 2000  # candidates in one joint posterior draw; beyond this, a random subset
-NOISE_SD = 0.01  # prior noise of one trial's log cost (3 repeats at ~1.8 % each)
-MAX_NOISE_SD = 0.015
+# The noise of an observation has two parts. Measurement noise — how far one trial's mean
+# is from the config's true cost — is not learned by the GP but given to it, per
+# observation, from the repeats behind each trial (:mod:`tuner.strategies.noise`: ~1 % for
+# the study's practice, 2-4 % at 5-10 % field noise per repeat, ~0 on a replayed recording
+# of single runs). What the smooth kernel cannot follow — the roughness of a real surface
+# measured once per setting, where a neighbour differs by 5-10 % for no reason a
+# neighbour shares — is a learned white-noise term, from MIN_ROUGH_SD up to MAX_ROUGH_SD
+# (real single runs differ by 5-15 %).
+MIN_ROUGH_SD = 0.002
+MAX_ROUGH_SD = 0.15
+ROUGH_SD = 0.005  # where the learned roughness starts
+ROUGH_PRIOR = 0.003
+ROUGH_PRIOR_SD = 0.5
 # The prior mean: where the model has no data it expects a config to be as bad as
 # the 90th percentile of what it has measured, not average. Energy surfaces have
 # one broad basin and steep walls (a GPU clock too low for the model, a batch too
@@ -60,6 +79,16 @@ PRIOR_QUANTILE = 0.9
 # with the batch trend, that recommended a config 3.7 % off the optimum after 73 trials.
 LONGEST_SCALE = 10.0
 TREND_SD = 1.0  # prior standard deviation of the batch trend's weight (its mean is 1)
+# A weak prior on each length scale (log-normal: median SCALE_PRIOR, SCALE_PRIOR_SD in log
+# units), so the fit is a MAP estimate rather than maximum likelihood. Under noise a few
+# dozen trials cannot tell a knob with a gentle effect from an irrelevant one, and maximum
+# likelihood then sends its length scale to the cap (simulated Orin NX x MobileNet-V2 at
+# 10 % noise: the CPU clock, whose lowest setting costs 8 % more, declared flat on 2 of 10
+# seeds, one of which recommended that setting). The prior costs 4.5 nats at the cap, about
+# what such data can say; a knob that truly does not matter still gets a long scale.
+SCALE_PRIOR = 0.5
+SCALE_PRIOR_SD = 1.0
+SCALE_PRIOR_MIN_VALUES = 7  # the clocks (as the trust region); a short knob such as the batch size has its trend
 
 
 def _skopt():
@@ -71,6 +100,94 @@ def _skopt():
     except ImportError:
         raise EdgetuneError("this strategy needs scikit-optimize: pip install scikit-optimize") from None
     return GaussianProcessRegressor, ConstantKernel, Matern, Categorical, Integer, SkSpace
+
+
+_NUGGET = None
+
+
+def _config_nugget():
+    """A kernel that adds ``noise_level`` between observations of the *same* config,
+    at fit and at prediction alike (sklearn's WhiteKernel adds it to the diagonal of
+    the training covariance only, i.e. per observation, and skopt drops it when it
+    predicts). Built on first use, so importing this module loads no scikit-optimize."""
+    global _NUGGET
+    if _NUGGET is not None:
+        return _NUGGET
+    from sklearn.gaussian_process.kernels import GenericKernelMixin, Hyperparameter, StationaryKernelMixin
+    from skopt.learning.gaussian_process.kernels import Kernel  # skopt's: its sums accept only its own kernels
+
+    class ConfigNugget(StationaryKernelMixin, GenericKernelMixin, Kernel):
+        def __init__(self, noise_level=1.0, noise_level_bounds=(1e-5, 1e5)):
+            self.noise_level = noise_level
+            self.noise_level_bounds = noise_level_bounds
+
+        @property
+        def hyperparameter_noise_level(self):
+            return Hyperparameter("noise_level", "numeric", self.noise_level_bounds)
+
+        def __call__(self, X, Y=None, eval_gradient=False):
+            X = np.asarray(X, dtype=float)
+            other = X if Y is None else np.asarray(Y, dtype=float)
+            same = np.ones((X.shape[0], other.shape[0]), dtype=bool)
+            for j in range(X.shape[1]):  # column by column: no (n, m, d) temporary
+                same &= X[:, j, None] == other[None, :, j]
+            K = self.noise_level * same
+            if not eval_gradient:
+                return K
+            if Y is not None:
+                raise ValueError("Gradient can only be evaluated when Y is None.")
+            if self.hyperparameter_noise_level.fixed:
+                return K, np.empty((X.shape[0], X.shape[0], 0))
+            return K, K[:, :, np.newaxis]
+
+        def diag(self, X):
+            return np.full(np.asarray(X).shape[0], self.noise_level, dtype=float)
+
+        def gradient_x(self, x, X_train):
+            return np.zeros_like(np.asarray(X_train, dtype=float))
+
+        def __repr__(self):
+            return f"ConfigNugget(noise_level={self.noise_level:.3g})"
+
+    ConfigNugget.__module__ = __name__
+    ConfigNugget.__qualname__ = "ConfigNugget"
+    _NUGGET = ConfigNugget
+    return _NUGGET
+
+
+def _map_optimizer(kernel, priored: np.ndarray, scale: float):
+    """sklearn's optimiser hook, minimising the negative log marginal likelihood plus the
+    negative log priors of the length scales flagged in ``priored`` (``SCALE_PRIOR``) and
+    of the roughness (``ROUGH_PRIOR``); ``scale`` is the model's unit of log cost."""
+    from scipy.optimize import minimize
+
+    mask, rough = [], []
+    for hp in kernel.hyperparameters:
+        if not hp.fixed:
+            mask += list(priored) if hp.name.endswith("length_scale") else [False] * hp.n_elements
+            rough += [hp.name == "k2__noise_level"] * hp.n_elements
+    scales, nugget = np.asarray(mask, dtype=bool), np.asarray(rough, dtype=bool)
+    centre = math.log(SCALE_PRIOR)
+    # theta holds log(roughness variance / scale^2): the roughness's log SD is half of it plus log(scale)
+    rough_centre = 2 * (math.log(ROUGH_PRIOR) - math.log(max(scale, 1e-12)))
+
+    def optimizer(obj_func, initial_theta, bounds):
+        def objective(theta):
+            value, grad = obj_func(theta, eval_gradient=True)
+            grad = np.array(grad, dtype=float)
+            z = (theta[scales] - centre) / SCALE_PRIOR_SD
+            grad[scales] += z / SCALE_PRIOR_SD
+            value += 0.5 * float(z @ z)
+            if ROUGH_PRIOR_SD:
+                r = (theta[nugget] - rough_centre) / (2 * ROUGH_PRIOR_SD)
+                grad[nugget] += r / (2 * ROUGH_PRIOR_SD)
+                value += 0.5 * float(r @ r)
+            return value, grad
+
+        result = minimize(objective, initial_theta, jac=True, method="L-BFGS-B", bounds=bounds)
+        return result.x, result.fun
+
+    return optimizer
 
 
 class GPSurrogate:
@@ -95,7 +212,12 @@ class GPSurrogate:
         self.X = np.asarray(self._sk_space.transform([[int(v) for v in r] for r in rows]), dtype=float)
         self._gpr = gpr
         self._const, self._matern = const, matern
-        self._theta = {"c": 1.0, "ls": np.full(self.X.shape[1], 0.4), "noise": NOISE_SD**2}
+        self._theta = {"c": 1.0, "ls": np.full(self.X.shape[1], 0.4), "rough": ROUGH_SD**2}
+        # which of the model's input columns carry the length-scale prior
+        widths = []
+        for i, dim in zip(self._cols, self._sk_space.dimensions):
+            widths += [len(lattice.space.knobs[i])] * dim.transformed_size
+        self._priored = np.array([w >= SCALE_PRIOR_MIN_VALUES for w in widths], dtype=bool)
         self.model = None
         self._tuned_at = 0  # observations when the hyperparameters were last optimised
         # the prior mean's shape along the batch (0 for a fixed or absent batch knob)
@@ -108,26 +230,34 @@ class GPSurrogate:
     REOPTIMISE = 1.5  # re-fit hyperparameters when the data grew by this factor (or 4 points)
 
     def _kernel(self, y_std: float):
-        """Matern-5/2 (ARD) + white noise bounded by what the runner's repeats allow.
+        """Matern-5/2 (ARD) plus the surface's roughness, a learned per-config term.
 
-        The noise bound matters: with it free, a GP explains a knob with a small
-        effect (the CPU clock on Orin moves energy by ~10 %) as noise and then
-        recommends at random along it. In log cost a trial of 3 repeats is
-        accurate to ~1 %; the bound allows up to 3 % (in the model's
-        normalised units, hence ``y_std``).
+        Measurement noise is not in the kernel: it is each observation's ``alpha``,
+        known from the repeats (see ``fit``), and the GP's mean estimates the cost
+        without it. The roughness is part of the cost: a config that measured 6 %
+        below its neighbours on every repeat keeps that 6 %, so measuring it again
+        returns it and the recommendation should see it; an unmeasured config's
+        roughness is unknown, which widens its posterior. Left free to explain the
+        measurement noise too, a white term would let a fit call a knob with a small
+        effect (the CPU clock on Orin moves energy by ~10 %) noise and recommend at
+        random along it; with the measurement noise given, it only has to explain
+        what repeats cannot.
         """
-        from skopt.learning.gaussian_process.kernels import WhiteKernel
-
         scale = max(y_std, 1e-6) ** 2
-        lo, hi = (0.002**2) / scale, (MAX_NOISE_SD**2) / scale
-        noise = float(np.clip(self._theta["noise"] / scale, lo, hi))
+        lo, hi = (MIN_ROUGH_SD**2) / scale, (MAX_ROUGH_SD**2) / scale
+        rough = float(np.clip(self._theta["rough"] / scale, lo, hi))
         return (self._const(self._theta["c"], (1e-2, 1e2))
                 * self._matern(length_scale=self._theta["ls"], length_scale_bounds=(0.1, LONGEST_SCALE), nu=2.5)
-                + WhiteKernel(noise, (lo, hi)))
+                + _config_nugget()(rough, (lo, hi)))
 
-    def fit(self, costs: dict[int, list[float]], allowed: np.ndarray) -> bool:
-        """Fit to every finite told cost (each told trial is one observation); False if too few."""
-        rows, ys = [], []
+    def fit(self, costs: dict[int, list[float]], allowed: np.ndarray, noise: TrialNoise | None = None,
+            repeats: dict[int, list[int]] | None = None) -> bool:
+        """Fit to every finite told cost (each told trial is one observation); False if too few.
+
+        ``noise`` and ``repeats`` give each observation its measurement noise (the
+        variance of the mean of that trial's repeats); without them, the prior's."""
+        rows, ys, var = [], [], []
+        repeat_var = (noise or TrialNoise()).repeat_var
         finite = [math.log(c) for cs in costs.values() for c in cs if math.isfinite(c) and c > 0]
         if len(finite) < 2:
             return False
@@ -135,10 +265,13 @@ class GPSurrogate:
         for row, cs in costs.items():
             if not allowed[row]:
                 continue  # memory failure: pruned, not modelled
-            for c in cs:
+            counts = (repeats or {}).get(row) or [1] * len(cs)
+            for c, n in zip(cs, counts):
                 rows.append(row)
                 ys.append(math.log(c) if math.isfinite(c) and c > 0 else penalty)
+                var.append(repeat_var / max(1, n))
         y = np.asarray(ys)
+        self._var = np.asarray(var)
         trend = self._trend[rows]
         n = len(ys)
         retune = self.model is None or n >= max(self._tuned_at * self.REOPTIMISE, self._tuned_at + 4)
@@ -150,7 +283,7 @@ class GPSurrogate:
             params = model.kernel_.get_params()
             self._theta = {"c": float(params["k1__k1__constant_value"]),
                            "ls": np.atleast_1d(params["k1__k2__length_scale"]).astype(float),
-                           "noise": float(model.noise_ or 0.0) * self._scale**2}
+                           "rough": float(params["k2__noise_level"]) * self._scale**2}
         if np.ptp(trend) > 0:  # two batch sizes measured: the data can weigh the trend
             self._beta = self._trend_weight(model, y, trend)
             model = self._fit_gp(rows, y - self._beta * trend, optimise=False)
@@ -160,8 +293,10 @@ class GPSurrogate:
     def _fit_gp(self, rows: list[int], y: np.ndarray, optimise: bool):
         """A GP on log cost less the trend, about a pessimistic constant (``PRIOR_QUANTILE``)."""
         self._prior = float(np.quantile(y, PRIOR_QUANTILE))
-        model = self._gpr(kernel=self._kernel(self._scale), normalize_y=False, noise="gaussian",
-                          optimizer="fmin_l_bfgs_b" if optimise else None,
+        alpha = np.maximum(self._var, 1e-8) / self._scale**2  # measurement noise, in the model's units
+        model = self._gpr(kernel=self._kernel(self._scale), normalize_y=False, noise=None, alpha=alpha,
+                          optimizer=_map_optimizer(self._kernel(self._scale), self._priored, self._scale) if optimise
+                          else None,
                           n_restarts_optimizer=1 if self.model is None else 0, random_state=self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter from the kernel optimiser at bounds
@@ -254,18 +389,33 @@ class ModelBased(Strategy):
         self.region = TrustRegion(self.lattice)
         self.incumbent: int | None = None  # the measured row with the lowest posterior mean, as of the last ask
 
+    MODEL_REGION = True
+
     def tell(self, config, cost, measurement=None) -> None:
-        from_design = self._design_asked is not None and self._design_asked[0] == self.lattice.row(config)
-        if not from_design:  # design trials do not steer the region
+        row = self.lattice.row(config)
+        from_design = self._design_asked is not None and self._design_asked[0] == row
+        steer = not from_design  # design trials do not steer the region
+        before = math.inf
+        if steer and self.MODEL_REGION and self._fitted and self.incumbent is not None:
+            before = math.exp(float(self.gp.mean(np.array([self.incumbent]))[0]))
+        elif steer:
             means = [m for m in self.mean_costs().values() if math.isfinite(m)]
-            self.region.update(cost, min(means) if means else math.inf)
+            before = min(means) if means else math.inf
         super().tell(config, cost, measurement)
         if from_design and measurement is not None and measurement.memory_failure:
             self._design.insert(0, self._design_asked[1])  # the same design entry, at a batch that fits
         # Fit here, once per trial, and nowhere else: when the GP is fitted decides
         # when its hyperparameters are re-optimised, so fitting on demand would let a
         # caller who merely asks for best() between trials change the search.
-        self._fitted = self.gp.fit(self.costs, self.allowed)
+        self._fitted = self.gp.fit(self.costs, self.allowed, self.noise, self.repeats)
+        if steer:
+            # Under noise a single reading is judged against a best mean that is itself biased
+            # low; the model's view of the trial (its posterior mean, once fitted with it)
+            # against the incumbent's before it is what TuRBO's success means.
+            after = cost
+            if self.MODEL_REGION and self._fitted and math.isfinite(before) and math.isfinite(cost):
+                after = math.exp(float(self.gp.mean(np.array([row]))[0]))
+            self.region.update(after, before)
 
     def ask(self):
         self._design_asked = None
@@ -301,6 +451,15 @@ class ModelBased(Strategy):
         rest = np.setdiff1d(candidates, best)
         explore = self.rng.choice(rest, min(rest.size, self.shortlist_size - keep), replace=False)
         return np.sort(np.concatenate([best, explore]))
+
+    #: A measured config whose mean is known to within this (one standard error, in log
+    #: cost) is not worth measuring again: a quarter of the 2 % band.
+    SETTLED_SD = 0.005
+
+    def uncertain(self, rows: np.ndarray) -> np.ndarray:
+        """Which ``rows`` a further measurement could still move: their mean's standard
+        error (from the repeats behind them) is above ``SETTLED_SD``."""
+        return np.array([self.noise.mean_sd(int(r)) > self.SETTLED_SD for r in rows], dtype=bool)
 
     def choose(self, candidates: np.ndarray) -> int:
         """The next row among ``candidates``; ``self.incumbent`` is the current best guess."""

@@ -6,7 +6,9 @@ minimum. Configs are arms, but correlated arms: one measurement updates the
 belief about all its neighbours, which is what makes a few dozen trials enough
 on a lattice of hundreds. A draw's minimum may be a config already measured:
 measuring it again is how Thompson sampling firms up a leader under noise —
-twice at most; after that the draw's best other config is measured instead.
+twice at most, and only while its repeats leave doubt (not on a replayed
+recording whose repeats agree); otherwise the draw's best other config is
+measured instead.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ class ThompsonSampling(ModelBased):
     max_measurements = 2
     def choose(self, candidates: np.ndarray) -> int:
         counts = np.array([len(self.costs.get(int(r), ())) for r in candidates])
-        if np.any(counts < self.max_measurements):
-            # a leader measured this often is known to the model's noise floor;
-            # another draw at it would teach nothing, its neighbours would
-            candidates = candidates[counts < self.max_measurements]
+        # A leader measured this often is known to the model's noise floor, and one
+        # whose repeats agree (a replayed recording, a quiet board) would return the
+        # same number: another draw at it would teach nothing, its neighbours would.
+        again = (counts == 0) | ((counts < self.max_measurements) & self.uncertain(candidates))
+        if np.any(again):
+            candidates = candidates[again]
         if candidates.size > self.plausible:
             # A draw's minimum is, in practice, among the rows with the lowest
             # lower confidence bounds; drawing jointly over all of them costs

@@ -17,9 +17,12 @@ batch-size optimum usually is (larger batches cost less per inference until
 memory runs out) when the first good config was measured at a small batch.
 Unordered knobs (governor, placement) are never confined.
 
-Success and failure are judged on the trial's own cost against the best mean
-cost measured before it, with a 1 % margin so that a noisy repeat of the
-leader does not count as an improvement. When the box has shrunk below one
+Success and failure are judged with a 1 % margin, so that a noisy repeat of
+the leader does not count as an improvement: the model-based strategies pass
+the model's view of the trial (its posterior mean once fitted with it)
+against the incumbent's before it, since under field noise a single reading
+against a best mean that is itself biased low says more about luck than about
+progress; without a model, the trial's own cost against the best mean. When the box has shrunk below one
 step of the finest confined knob it has nothing left to teach, and it
 restarts at its initial size (keeping every measurement): that is how the
 search leaves a local basin.
