@@ -201,7 +201,7 @@ def main() -> None:
             with ProcessPoolExecutor(args.jobs) as pool:
                 futures = [pool.submit(one_surface, *j) for j in job]
                 results = []
-                for (b, w), f in zip(surfaces, futures):
+                for (_b, _w), f in zip(surfaces, futures):
                     results.append(f.result())
                     _say(results[-1])
         else:

@@ -294,7 +294,7 @@ class OnlineDescent(Strategy):
                 if row not in self.costs:
                     yield row
                 probes[d] = (row, direction)
-            for d, (r, _s) in probes.items():  # a small win is measured again before it counts
+            for _d, (r, _s) in probes.items():  # a small win is measured again before it counts
                 yield from self._confirm(r, here)
             better = {d: (r, s) for d, (r, s) in probes.items() if self._better(r, here)}
             for d in probes:
