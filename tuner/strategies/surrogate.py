@@ -9,8 +9,8 @@ categories; unordered knobs (governor, placement) are one-hot.
 The model is fitted to log cost (energy spans ~3-10x over the lattice and
 its noise is multiplicative). The kernel is Matern-5/2 with one length scale
 per knob (a weak log-normal prior on the clocks' scales: a MAP fit), plus the
-surface's *roughness*, a learned per-config term (up to 15 %) that stays in
-predictions: a config that measured 6 % below its neighbours on every repeat
+surface's *roughness*, a learned per-config term (up to 15 %, a prior about
+0.3 %) that stays in predictions: a config that measured 6 % below its neighbours on every repeat
 keeps its 6 %. Measurement noise is not learned but given, per observation,
 from the repeats behind each trial (:mod:`tuner.strategies.noise`): ~1 % at
 the study's practice, 2-4 % a trial at 5-10 % field noise per repeat, ~0 on a
@@ -64,6 +64,12 @@ MAX_JOINT = 2000  # candidates in one joint posterior draw; beyond this, a rando
 MIN_ROUGH_SD = 0.002
 MAX_ROUGH_SD = 0.15
 ROUGH_SD = 0.005  # where the learned roughness starts
+# The roughness has a log-normal prior: median ROUGH_PRIOR, ROUGH_PRIOR_SD in log units.
+# Without it, maximum likelihood gave a smooth simulated surface 1-2 % of roughness, and
+# a model that believes each config's own readings that much pools less from its
+# neighbours (default noise, 18 simulated surfaces: summed median trials to the band BO
+# 92 -> 115, Thompson sampling 105 -> 128). A real surface measured once per setting,
+# whose neighbours differ by 5-10 % (the shared LoudVA Nano surface), overcomes it.
 ROUGH_PRIOR = 0.003
 ROUGH_PRIOR_SD = 0.5
 # The prior mean: where the model has no data it expects a config to be as bad as
