@@ -91,8 +91,9 @@ def test_two_tunes_sharing_a_store_the_second_holds_within_2pct_after_3_trials(t
     first = invoke(*args, "--out", str(tmp_path / "a"))
     second = invoke(*args, "--out", str(tmp_path / "b"))
     table = truth("jetson-orin-nx", "resnet18")
-    assert first["fleet"] is None and first["n_measured_now"] == 73  # nothing to start from: a full search
-    assert second["fleet"]["status"] == "warm" and second["fleet"]["prior_trials"] == 73
+    # nothing to start from: a search of its own (economical: it stops once the model rules out a gain)
+    assert first["fleet"] is None and first["n_measured_now"] == first["n_trials"] >= 12
+    assert second["fleet"]["status"] == "warm" and second["fleet"]["prior_trials"] == first["n_measured_now"]
     assert second["n_measured_now"] <= 3 and second["n_trials"] <= 3
     assert second["exploration"]["trials"] <= 4  # the three and this board's own DVFS reference
     assert within(table, second["best"]["config"]) <= 0.02
@@ -109,7 +110,8 @@ def test_two_tunes_sharing_a_store_the_second_holds_within_2pct_after_3_trials(t
         assert row["state"] == "done" and row["held"] == run["best"]["config"] and row["simulated"] is True
         assert row["saving_vs_dvfs"] == pytest.approx(run["saving_vs_dvfs"]) and row["last_seen"] > 0
         assert row["host"]
-    assert a["trials"] == 74 and b["trials"] == second["n_trials"] + 1  # the DVFS reference beside the search
+    # the DVFS reference beside the search
+    assert a["trials"] == first["n_trials"] + 1 and b["trials"] == second["n_trials"] + 1
     assert a["warm_start"] is None and b["warm_start"] == "warm"
     table_text = cli.invoke(app, ["fleet", "--store", fleet_url])
     assert table_text.exit_code == 0 and "warm start" in table_text.stdout

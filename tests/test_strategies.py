@@ -1,4 +1,10 @@
-"""Strategies: the ask/tell contract, memory pruning, and that each one finds a bowl's bottom."""
+"""Strategies: the ask/tell contract, memory pruning, and that each one finds a bowl's bottom.
+
+The tests assert outcomes a user sees — how soon a search reaches the band around the
+optimum, what its trials cost on the way, that it never re-measures without cause,
+that it keeps to its trust region, what it asks first on surfaces shaped as the
+published measurements — not the exact sequence of configs a strategy asks today nor
+its private state, so that a better strategy passes them."""
 
 from __future__ import annotations
 
@@ -80,8 +86,7 @@ def test_sweep_walks_one_clock_step_at_a_time_then_confirms_its_leaders():
                         for k in ("cpu_freq_khz", "gpu_freq_hz"))
             assert steps == 1, (a, b)
     confirmed = asked[len(asked) - Sweep.confirm:]
-    assert len(set(confirmed)) == Sweep.confirm and all(len(strategy.costs[strategy.lattice.row(c)]) == 2
-                                                         for c in confirmed)
+    assert len(set(confirmed)) == Sweep.confirm and all(asked.count(c) == 2 for c in confirmed)
     assert surface(strategy.best()) <= OPT * 1.02
 
 
@@ -96,27 +101,40 @@ def test_online_descent_starts_at_the_maximum_and_moves_down():
     assert started.ask()["batch_size"] == 16
 
 
-def test_online_descent_probes_the_gpu_clock_first_straight_at_the_prior_guess():
-    strategy, asked = run("ogd", budget=3, noise=0.0)
-    top = asked[1]  # asked[0] was batch 64, which did not fit
-    assert top == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 32})
-    # 12 GPU clocks: the guess is 60 % up the list (index 7), and the first probe lands there
-    assert asked[2] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 80, "batch_size": 32})
-    # the jump paid off (the CPU probe, then the combined move follow); from there the
-    # GPU is refined one clock at a time instead of growing the jump past the minimum (60)
-    strategy, asked = run("ogd", budget=7, noise=0.0)
-    assert asked[4] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 80, "batch_size": 32})
-    assert asked[5] == Config({"cpu_freq_khz": 1100, "gpu_freq_hz": 70, "batch_size": 32})
+def first_within(asked: list[Config], band: float) -> int | None:
+    """The index of the first trial within ``band`` of the optimum (1.02: the 2 % band)."""
+    return next((i for i, c in enumerate(asked) if not oom(c) and surface(c) <= band * OPT), None)
 
 
-def test_online_descent_leaves_a_batch_at_its_largest_fit_alone_while_the_clocks_make_their_first_moves():
-    # Started at the largest batch that fits (the prior's choice), the batch is first
-    # probed in the third round: after the GPU and CPU probes and their two combined moves.
-    strategy, asked = run("ogd", budget=12, noise=0.0)
-    batches = [c["batch_size"] for c in asked[1:]]  # asked[0] was batch 64, which did not fit
-    first_other = next(i for i, b in enumerate(batches) if b != 32)
-    assert first_other == 9 and batches[first_other] == 16
-    # started at a small batch (online, where the workload runs now), it is probed in the first round
+def test_online_descent_from_the_top_reaches_the_band_in_a_few_trials_that_cost_little():
+    """Online, every trial is real work at that config, so what the trials cost matters as
+    much as where they end. From the top corner (73 % over the optimum) and a memory
+    failure, the descent is within 5 % of the optimum by its 6th trial and within 2 % by
+    its 8th, and its first ten trials average within 20 % of the optimum: the GPU probe
+    goes straight to the published guess, is refined one clock at a time from there
+    rather than jumping on to the wall, and the batch waits while the clocks move (a
+    descent without any one of these misses at least one of the three)."""
+    for seed in range(2):
+        _, asked = run("ogd", budget=12, seed=seed, noise=0.0 if seed == 0 else 0.01)
+        assert first_within(asked, 1.05) is not None and first_within(asked, 1.05) <= 5, (seed, asked)
+        assert first_within(asked, 1.02) is not None and first_within(asked, 1.02) <= 7, (seed, asked)
+        first_ten = [surface(c) for c in asked[:11] if not oom(c)]
+        assert np.mean(first_ten) <= 1.20 * OPT, (seed, np.mean(first_ten) / OPT)
+
+
+def test_online_descent_moves_the_batch_only_after_the_clocks_have_moved():
+    """A batch that starts at its largest fit (the prior's choice) is left alone until the
+    clocks have made a combined move: near the top clocks, a smaller batch wins by noise
+    about as often as not, and a descent that followed it would refine the wrong batch.
+    It is probed soon after, though. Started at a small batch (online, where the workload
+    runs now), the batch is probed in the first round."""
+    _, asked = run("ogd", budget=16, noise=0.0)
+    largest_fit = asked[1]["batch_size"]  # asked[0], at batch 64, did not fit
+    assert largest_fit == 32
+    first_other = next(i for i, c in enumerate(asked) if i > 0 and c["batch_size"] != largest_fit)
+    top = asked[0]
+    assert any(c["cpu_freq_khz"] < top["cpu_freq_khz"] and c["gpu_freq_hz"] < top["gpu_freq_hz"]
+               for c in asked[1:first_other]), asked[:first_other + 1]
     strategy = make_strategy("ogd", SPACE, start=Config({"batch_size": 16}))
     asked = []
     for _ in range(4):
@@ -141,16 +159,72 @@ def test_prior_guess_is_the_gpu_60_percent_up_and_everything_else_at_its_top():
     assert math.exp(-trend[0]) == pytest.approx(0.6, abs=0.01)
 
 
+def published(config: Config) -> float:
+    """A surface shaped as the published Jetson measurements: the GPU's minimum 60 % up its
+    list (80 here), the CPU best at its top clock, energy falling with the batch size."""
+    g = SPACE.knob("gpu_freq_hz").index(config["gpu_freq_hz"])
+    c = SPACE.knob("cpu_freq_khz").index(config["cpu_freq_khz"])
+    return (1 + 6.7 / config["batch_size"]) * (1 + 0.5 * ((g - 7) / 11) ** 2) * (1 + 0.1 * (14 - c) / 14)
+
+
+def fastest(config: Config) -> float:
+    """Time per inference: falls with every clock and with the batch size (the top corner wins)."""
+    return (1 + 6.7 / config["batch_size"]) * (0.3 * 1500 / config["cpu_freq_khz"] + 0.7 * 120 / config["gpu_freq_hz"])
+
+
 @pytest.mark.parametrize("name", ["bo", "thompson"])
-def test_model_based_design_starts_at_the_prior_guess_and_backs_off_its_batch_after_a_memory_failure(name):
-    strategy, asked = run(name, budget=4, noise=0.0)
-    guess = {"cpu_freq_khz": 1500, "gpu_freq_hz": 80}
-    assert asked[0] == Config({**guess, "batch_size": 64}) and oom(asked[0])
-    assert asked[1] == Config({**guess, "batch_size": 32})  # the same guess, at the largest batch that fits
-    assert asked[2] == Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": 32})  # the top corner
-    # restarted from a known config (the daemon after drift), that config comes first
+def test_model_based_first_trials_are_the_best_bets_and_a_memory_failure_costs_one(name):
+    """On a surface shaped as the published measurements, the first trial that fits is its
+    optimum; the memory failure before it costs one trial (the same bet at the largest
+    batch that fits, and batch 64 never again). On the time objective, whose best is the
+    top corner, the optimum is among the first three trials. Restarted from a known
+    config (the daemon after drift), that config comes first."""
+    for f in (published, fastest):
+        best = min((c for c in SPACE if not oom(c)), key=f)
+        strategy = make_strategy(name, SPACE, seed=0)
+        asked = []
+        for _ in range(3):
+            config = strategy.ask()
+            asked.append(config)
+            if oom(config):
+                strategy.tell(config, math.inf, Measurement.infeasible(config, f"{OOM_PREFIX}: batch", simulated=True))
+            else:
+                strategy.tell(config, f(config))
+        assert sum(oom(c) for c in asked) <= 1, (f.__name__, asked)
+        fitting = [c for c in asked if not oom(c)]
+        if f is published:
+            assert fitting[0] == best, (name, asked)
+        else:
+            assert best in asked, (name, asked)
     held = Config({"cpu_freq_khz": 700, "gpu_freq_hz": 60, "batch_size": 16})
     assert make_strategy(name, SPACE, start=held).ask() == held
+
+
+@pytest.mark.parametrize("name", ["bo", "thompson"])
+def test_model_based_strategies_keep_to_their_trust_region(name):
+    """After the initial design, every trial lies in the box around the incumbent (the
+    measured config with the lowest posterior mean), unless the box holds nothing left to
+    measure: the corners of the space, which a GP is least sure of, are walls of the
+    energy basin, and a trial there is spent learning that a wall is a wall."""
+    strategy = make_strategy(name, SPACE, seed=0)
+    rng = np.random.default_rng(100)
+    asked: list[Config] = []
+    confined = smaller = 0
+    for _ in range(24):
+        config = strategy.ask()
+        if strategy.incumbent is not None:  # set by the first ask after the design
+            allowed = np.flatnonzero(strategy.allowed)
+            box = {strategy.lattice.configs[r] for r in strategy.region.inside(allowed, strategy.incumbent)}
+            if not box <= set(asked):
+                assert config in box, (name, len(asked), config, strategy.lattice.configs[strategy.incumbent])
+                confined += 1
+                smaller += len(box) < allowed.size
+        asked.append(config)
+        if oom(config):
+            strategy.tell(config, math.inf, Measurement.infeasible(config, f"{OOM_PREFIX}: batch", simulated=True))
+        else:
+            strategy.tell(config, surface(config) * (1 + 0.01 * rng.standard_normal()))
+    assert confined >= 15 and smaller >= 10, (confined, smaller)  # the box was in force, and narrower than the space
 
 
 def test_best_is_the_lowest_mean_not_the_luckiest_reading():
@@ -196,43 +270,55 @@ def test_asking_for_the_best_between_trials_does_not_change_the_search(name):
     assert asks(peek=True) == asks(peek=False)
 
 
-def test_online_descent_keeps_asking_even_when_a_round_finds_nothing_to_measure():
+def test_online_descent_answers_every_ask_and_holds_the_best_once_everything_is_measured():
     """The daemon asks ogd for its next config forever: the search must never spin without
-    answering. Force the worst case — convergence never recognised, every neighbour already
-    measured — and ask on; it must re-measure its position rather than loop."""
+    answering. On a space of 27 configs asked 300 times, every ask returns promptly; once
+    everything is measured it holds — measures the best config again — rather than wandering."""
     import signal
 
-    strategy, _ = run("ogd", budget=60, noise=0.0)
-    strategy._stuck = lambda x, here: False  # never converged: every round probes, measures nothing new
+    tiny = Space((Knob("cpu_freq_khz", (500, 1000, 1500)), Knob("gpu_freq_hz", (40, 80, 120)),
+                  Knob("batch_size", (16, 32, 64))))
 
     def hung(signum, frame):
         raise TimeoutError("ogd's ask() did not return")
 
     previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(20)
+    signal.alarm(30)
     try:
-        for _ in range(40):
+        strategy = make_strategy("ogd", tiny)
+        asked = []
+        for _ in range(300):
             config = strategy.ask()
             assert config is not None
-            strategy.tell(config, math.inf if oom(config) else surface(config))
+            asked.append(config)
+            strategy.tell(config, surface(config))
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+    assert set(asked) == set(tiny)
+    optimum = min(tiny, key=surface)
+    assert strategy.best() == optimum and asked[-100:].count(optimum) >= 90
 
 
 def test_surrogate_expects_small_batches_to_cost_more_until_the_data_weigh_the_trend():
+    """What the GP predicts for clocks it has not measured (the top corner; every measurement
+    here is at CPU <= 700 MHz, GPU <= 60 MHz): before a small batch is measured, batch 8 at
+    least the published batch effect over batch 32; once batches 8 and 32 are measured,
+    what they show — no effect where the batch does not matter, and most of a 2.5x effect
+    where it matters more than the study's 40 %."""
     from tuner.strategies.base import Lattice
+    from tuner.strategies.prior import batch_trend
     from tuner.strategies.surrogate import GPSurrogate
 
     lattice = Lattice(SPACE)
-    rng = np.random.default_rng(3)
+    near = [r for r, c in enumerate(lattice.configs) if c["cpu_freq_khz"] <= 700 and c["gpu_freq_hz"] <= 60]
 
-    def fit(batches, batch_effect, trend=True):
-        """A GP fitted to 24 configs at ``batches`` on a bowl whose batch effect is ``batch_effect``."""
+    def effect_far(batches, batch_effect, seed):
+        """log(batch 8 / batch 32) at the top clocks, as a GP fitted to 24 configs near the
+        bottom at ``batches`` predicts it, on a bowl whose batch 8 costs 1 + ``batch_effect``."""
+        rng = np.random.default_rng(seed)
         gp = GPSurrogate(lattice, seed=0)
-        if not trend:
-            gp._trend[:] = 0.0
-        rows = rng.choice([r for r, c in enumerate(lattice.configs) if c["batch_size"] in batches], 24, replace=False)
+        rows = rng.choice([r for r in near if lattice.configs[r]["batch_size"] in batches], 24, replace=False)
         costs = {}
         for r in rows:
             c = lattice.configs[r]
@@ -240,27 +326,22 @@ def test_surrogate_expects_small_batches_to_cost_more_until_the_data_weigh_the_t
             effect = 1 + batch_effect * (32 / c["batch_size"] - 1) / 3  # 1 + batch_effect at batch 8
             costs[int(r)] = [flat * effect * (1 + 0.005 * rng.standard_normal())]
         assert gp.fit(costs, np.ones(len(lattice), dtype=bool))
-        return gp
+        top8, top32 = (lattice.row(Config({"cpu_freq_khz": 1500, "gpu_freq_hz": 120, "batch_size": b}))
+                       for b in (8, 32))
+        mean8, mean32 = gp.mean(np.array([top8, top32]))
+        return mean8 - mean32
 
-    def at(batch):
-        return lattice.row(Config({"cpu_freq_khz": 700, "gpu_freq_hz": 60, "batch_size": batch}))
-
-    # measured at batch 32 only, the model adds the published effect to its (pessimistic) prior
-    # at batch 8: log(1 + 6.7/8) - log(1 + 6.7/32) = 0.42 more than a model without the trend
-    rng = np.random.default_rng(3)
-    with_trend = np.diff(fit((32,), 0.0).mean(np.array([at(32), at(8)])))[0]
-    rng = np.random.default_rng(3)
-    without = np.diff(fit((32,), 0.0, trend=False).mean(np.array([at(32), at(8)])))[0]
-    assert 0.37 < with_trend - without < 0.47
-    # measured at batches 8 and 32 on a surface where the batch does not matter: the trend is weighed out
-    # (one fit moves the weight from 1 most of the way to 0; a search refits after every trial)
-    gp = fit((8, 32), 0.0)
-    assert abs(gp._beta) < 0.4
-    mean8, mean32 = gp.mean(np.array([at(8), at(32)]))
-    assert abs(mean8 - mean32) < 0.03
-    # and where it matters more than the study's 40 %, the weight grows past 1
-    gp = fit((8, 32), 1.5)  # batch 8 costs 2.5x batch 32
-    assert gp._beta > 1.3
+    trend = batch_trend(SPACE.knob("batch_size"))
+    published = trend[0] - trend[2]  # log(1 + 6.7/8) - log(1 + 6.7/32) = 0.42
+    seeds = range(3, 7)
+    # measured at batch 32 only: the published effect (a model without it: 0.02-0.10)
+    assert all(effect_far((32,), 0.0, seed) > 0.8 * published for seed in seeds)
+    # measured at batches 8 and 32 where the batch does not matter: weighed out (the prior's
+    # weight kept: 0.14-0.19)
+    assert all(abs(effect_far((8, 32), 0.0, seed)) < 0.1 for seed in seeds)
+    # where batch 8 costs 2.5x batch 32, most of that carries to the clocks never measured
+    # (the prior's weight kept: 0.70 on average)
+    assert np.mean([effect_far((8, 32), 1.5, seed) for seed in seeds]) > 0.8 * math.log(2.5)
 
 
 # --- noise: field noise, replayed recordings, plateaus (issue 17) ----------------------------

@@ -21,3 +21,17 @@ class HardwareError(EdgetuneError):
 
 class BoardNotFound(EdgetuneError):
     """No supported board at the given root."""
+
+
+class Infeasible(EdgetuneError):
+    """This config cannot run (out of memory, too large a batch, ...): a result, not a crash.
+
+    A workload's ``setup`` or ``run`` raises it; the trial runner records an
+    infeasible trial and the search goes on. ``memory`` is True when the cause
+    is memory: then every config with the same or larger memory knobs (batch
+    size, concurrency) fails too, whatever the clocks, and strategies skip them.
+    """
+
+    def __init__(self, message: str, *, memory: bool = False) -> None:
+        super().__init__(message)
+        self.memory = memory

@@ -119,17 +119,40 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def plot_topology(out_dir: Path, result: SearchResult, workload: str, board: str, simulated: bool,
-                  references: dict[int, Trial] | None = None) -> list[Path] | str:
-    """Heatmap and 3-D surface PNG per batch size; returns the files, or why none were drawn."""
+PLOTS_SKIPPED = "plots skipped: matplotlib is not installed (pip install 'edgetune[plots]')"
+PLOT_DPI = 110
+
+
+def _pyplot() -> Any | None:
+    """The one plotting preamble: ``matplotlib.pyplot`` on the Agg backend, which
+    writes files and needs no display (a headless board has none), or None when
+    the optional ``plots`` extra is not installed (the caller returns
+    :data:`PLOTS_SKIPPED`)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        import numpy as np
     except ImportError:
-        return "plots skipped: matplotlib is not installed (pip install 'edgetune[plots]')"
+        return None
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write ``fig`` as a PNG at :data:`PLOT_DPI` and free it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=PLOT_DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_topology(out_dir: Path, result: SearchResult, workload: str, board: str, simulated: bool,
+                  references: dict[int, Trial] | None = None) -> list[Path] | str:
+    """Heatmap and 3-D surface PNG per batch size; returns the files, or why none were drawn."""
+    plt = _pyplot()
+    if plt is None:
+        return PLOTS_SKIPPED
+    import numpy as np
     trials = [s.trial for s in result.steps if s.trial.measurement.feasible]
     if not trials or not all(CPU_FREQ in t.config and GPU_FREQ in t.config for t in trials):
         return "plots skipped: the run did not vary both CPU and GPU frequency"
@@ -171,11 +194,7 @@ def plot_topology(out_dir: Path, result: SearchResult, workload: str, board: str
         ax.set_ylabel("GPU frequency (MHz)")
         ax.set_title(title + (f"\nDVFS (batch {ref_batch}): {ref_mj:.2f} mJ" if ref_mj else ""), fontsize=10)
         ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"heatmap_batch{batch}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(plt, fig, out_dir / f"heatmap_batch{batch}.png"))
 
         fig = plt.figure(figsize=(7.5, 5.8))
         ax3 = fig.add_subplot(projection="3d")
@@ -190,24 +209,16 @@ def plot_topology(out_dir: Path, result: SearchResult, workload: str, board: str
         ax3.set_zlabel("energy / inference (mJ)")
         ax3.view_init(elev=25, azim=-125)  # low clocks in front, the basin of the minimum in view
         ax3.set_title(title, fontsize=10)
-        fig.tight_layout()
-        path = out_dir / f"surface_batch{batch}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(plt, fig, out_dir / f"surface_batch{batch}.png"))
     return files
 
 
 def plot_compare(out_dir: Path, doc: dict[str, Any]) -> list[Path] | str:
     """A bar chart of the compared quantity per governor (DVFS dashed) and the
     CPU/GPU frequency residency of each row."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "plots skipped: matplotlib is not installed (pip install 'edgetune[plots]')"
+    plt = _pyplot()
+    if plt is None:
+        return PLOTS_SKIPPED
     rows = doc["rows"]
     rate = doc.get("rate_ips")
     key, label = ("avg_power_w", "average power (W)") if rate else ("energy_per_inference_mj",
@@ -231,10 +242,7 @@ def plot_compare(out_dir: Path, doc: dict[str, Any]) -> list[Path] | str:
     service = f" at {rate:g}/s" if rate else ""
     ax.set_title(f"{doc['workload']} on {doc['board']}{tag}{service}: saving vs DVFS", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    bars = out_dir / "compare.png"
-    fig.savefig(bars, dpi=110)
-    plt.close(fig)
+    bars = _save(plt, fig, out_dir / "compare.png")
 
     with_res = [r for r in rows if r["feasible"] and r.get("residency")]
     if not with_res:
@@ -256,8 +264,4 @@ def plot_compare(out_dir: Path, doc: dict[str, Any]) -> list[Path] | str:
                 ax.set_ylabel(r["governor"], fontsize=7)
             if i == 0:
                 ax.set_title(f"{dom.upper()} residency (MHz)", fontsize=8)
-    fig.tight_layout()
-    hist = out_dir / "residency.png"
-    fig.savefig(hist, dpi=110)
-    plt.close(fig)
-    return [bars, hist]
+    return [bars, _save(plt, fig, out_dir / "residency.png")]

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from tuner.boards.base import AnalyticBoard, Board
 from tuner.config import BATCH_SIZE, CPU_GOVERNOR, GPU_GOVERNOR, Config, Knob
-from tuner.errors import ConfigError, EdgetuneError, HardwareError
+from tuner.errors import ConfigError, EdgetuneError, HardwareError, Infeasible
 from tuner.measurement import OOM_PREFIX, Measurement, percentile
 from tuner.residency import ResidencySampler
 from tuner.sampler import DEFAULT_RATE_HZ, Sampler
-from workloads.base import Infeasible, RunResult, Workload
+from workloads.base import RunResult, Workload
 
 DEFAULT_INFERENCES = 3200  # per repeat, as in the reference study
 CANNOT_KEEP_UP = "cannot keep up"
@@ -122,8 +123,13 @@ class TrialRunner:
             return self.board.workload_knobs(self.workload)  # type: ignore[union-attr]
         return self.workload.knobs()
 
-    def measure(self, config: Config) -> Trial:
-        """Measure ``config`` with the policy's repeats; never raises for the config's own failures."""
+    def measure(self, config: Config, enough: Callable[[list[Measurement]], bool] | None = None) -> Trial:
+        """Measure ``config`` with the policy's repeats; never raises for the config's own failures.
+
+        ``enough`` (a search's racing rule, :func:`tuner.search.race`) is asked after
+        every repeat: True ends the trial before the policy's minimum, because what was
+        measured already settles what the search needs to know (the config cannot beat
+        the incumbent). Without it, repeats run until ``min_repeats`` agree."""
         try:
             self._prepare(config)
         except Infeasible as exc:
@@ -134,6 +140,8 @@ class TrialRunner:
             repeats.append(m)
             self.measured += 1
             if not m.feasible or len(repeats) >= self.policy.max_repeats:
+                break
+            if enough is not None and enough(repeats):
                 break
             if len(repeats) >= self.policy.min_repeats and _spread(repeats) <= self.policy.max_spread:
                 break

@@ -4,8 +4,10 @@ The trial runner only needs ``setup`` (load the model for the workload part of
 a config: batch size, concurrency, ...), ``run`` (do a fixed amount of work and
 say how long each batch took) and ``teardown``. Anything that cannot run a
 config — a batch that does not fit in memory, a model that fails to load —
-raises :class:`Infeasible`; the runner records it as an infeasible trial and
-the search goes on.
+raises :class:`~tuner.errors.Infeasible`; the runner records it as an
+infeasible trial and the search goes on. ``Infeasible`` is defined in the
+core (:mod:`tuner.errors`) and re-exported here for workloads, in this repo
+or in plugins, that import it from ``workloads.base``.
 """
 
 from __future__ import annotations
@@ -16,20 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from tuner.config import Config, Knob
-from tuner.errors import EdgetuneError
-
-
-class Infeasible(EdgetuneError):
-    """This config cannot run (out of memory, too large a batch, ...): a result, not a crash.
-
-    ``memory`` is True when the cause is memory: then every config with the
-    same or larger memory knobs (batch size, concurrency) fails too, whatever
-    the clocks, and strategies skip them.
-    """
-
-    def __init__(self, message: str, *, memory: bool = False) -> None:
-        super().__init__(message)
-        self.memory = memory
+from tuner.errors import Infeasible  # noqa: F401  (re-exported: the seam's error, defined in the core)
 
 
 @dataclass

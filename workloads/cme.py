@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.config import BATCH_SIZE, CONCURRENCY, PLACEMENT, Config, Knob
-from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult
+from tuner.errors import ConfigError, EdgetuneError, Infeasible
+from workloads.base import RunResult
 
 MAX_CONCURRENCY = 8
 DEVICE = "device"

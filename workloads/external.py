@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import BATCH_SIZE, Config, Knob
-from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult
+from tuner.errors import ConfigError, EdgetuneError, Infeasible
+from workloads.base import RunResult
 from workloads.client import CHANNEL_ENV, KNOBS_FILE, REPORTS_SOCKET
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 64)

@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 
 from tuner.config import BATCH_SIZE, Config, Knob
-from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult, timed_batches
+from tuner.errors import ConfigError, EdgetuneError, Infeasible
+from workloads.base import RunResult, timed_batches
 from workloads.inputs import ImageCycle, existing_file
 
 PROVIDER = "provider"

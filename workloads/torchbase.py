@@ -23,8 +23,8 @@ import warnings
 from typing import Any
 
 from tuner.config import BATCH_SIZE, Config, Knob
-from tuner.errors import ConfigError, EdgetuneError
-from workloads.base import Infeasible, RunResult, timed_batches
+from tuner.errors import ConfigError, EdgetuneError, Infeasible
+from workloads.base import RunResult, timed_batches
 
 GRAPH = "graph"
 DEVICE = "device"

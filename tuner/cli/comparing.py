@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.params import knob_value, parse_assignments
 from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
 from tuner.errors import ConfigError
 from tuner.objective import Objective, check_power_sensors
@@ -31,13 +32,9 @@ def tuned_from(tuned_dir: Path | None, config_text: str | None) -> Config | None
         text = config_text.strip()
         if text.startswith("{"):
             return Config.from_json(text)
-        values: dict[str, Any] = {}
-        for item in (t.strip() for t in text.split(",") if t.strip()):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--config item {item!r}: write knob=value, e.g. gpu_freq_hz=614400000")
-            values[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
-        return Config(values)
+        items = [t for t in text.split(",") if t.strip()]
+        return Config(parse_assignments(items, "--config", "KNOB=VALUE,...", value=knob_value,
+                                        example="cpu_freq_khz=1479000,gpu_freq_hz=614400000"))
     return None
 
 

@@ -41,14 +41,11 @@ SocketOpt = typer.Option(Path(DEFAULT_SOCKET), "--socket", envvar="EDGETUNE_SOCK
 
 
 def parse_options(items: list[str]) -> dict[str, str]:
-    """``--option KEY=VALUE`` pairs for a workload's factory."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise EdgetuneError(f"--option takes KEY=VALUE, not {item!r}")
-        out[key.strip()] = value
-    return out
+    """``--option KEY=VALUE`` pairs for a workload's factory, values as text (the factory types them);
+    the rules are :mod:`tuner.cli.params`'s."""
+    from tuner.cli.params import parse_assignments
+
+    return parse_assignments(items, "--option")
 
 
 def workload_options(items: Optional[List[str]], model_file: Optional[str], images: Optional[str]) -> dict[str, str]:
@@ -246,6 +243,12 @@ InferencesOpt = typer.Option(3200, "--inferences", help="Inferences per repeat (
                              "reference study).")
 RepeatsOpt = typer.Option(3, "--repeats", help="Repeats per config; more are run (up to twice as many) while they "
                           "disagree by more than 5 %.")
+TuneRepeatsOpt = typer.Option(2, "--repeats", help="Repeats per config, until they agree within 5 % (up to twice "
+                              "as many). A config whose first repeat is already worse than the best so far beyond "
+                              "noise gets no more (racing), unless --stop-improvement is 0.")
+StopOpt = typer.Option(0.01, "--stop-improvement", help="Stop before the budget once no config has a fair chance "
+                       "of beating the best found by more than this share (bo, thompson; ogd once its descent "
+                       "settles). 0: spend the whole budget, every config repeated.")
 TimeoutOpt = typer.Option(None, "--timeout", help="A repeat that runs longer than this is infeasible, e.g. 30s.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the strategy and of the simulated noise.")
 ModelFileOpt = typer.Option(None, "--model-file", help="Model file for workloads that take one (torchscript, "
@@ -344,7 +347,8 @@ def tune(
     min_throughput: Optional[float] = ThroughputOpt,
     power_cap: Optional[float] = PowerCapOpt,
     inferences: int = InferencesOpt,
-    repeats: int = RepeatsOpt,
+    repeats: int = TuneRepeatsOpt,
+    stop_improvement: float = StopOpt,
     timeout: Optional[str] = TimeoutOpt,
     seed: int = SeedOpt,
     noise: Optional[float] = NoiseOpt,
@@ -362,9 +366,15 @@ def tune(
 
     The best config is recommended from repeated measurements (the model's
     estimate for bo/thompson), never from one lucky reading. With --apply it is
-    held afterwards; otherwise the board is restored."""
-    from tuner.cli.searching import (make_knobs, make_noise, make_objective, make_policy, render_summary,
-                                     run_search_command)
+    held afterwards; otherwise the board is restored.
+
+    On a board every trial costs minutes and joules, so a tune is economical by
+    default: it stops before the budget once further trials are unlikely to gain
+    more than --stop-improvement, and a config clearly worse than the best so far
+    gets one repeat. The JSON's `exploration` and `payback_s` say what it cost
+    and when the saving repays it; `stopped` says why it ended."""
+    from tuner.cli.searching import (make_knobs, make_noise, make_objective, make_policy, parse_stop_improvement,
+                                     render_summary, run_search_command)
 
     knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
     doc = run_search_command(
@@ -373,7 +383,8 @@ def tune(
         objective=make_objective(objective, latency_slo, min_throughput, power_cap),
         policy=make_policy(inferences, repeats, None, timeout), out=out, seed=seed, apply_best=apply_best,
         plots=False, time_scale=time_scale, options=workload_options(option, model_file, images),
-        noise=make_noise(noise, noise_tails, noise_drift), store=store)
+        noise=make_noise(noise, noise_tails, noise_drift), store=store,
+        stop_improvement=parse_stop_improvement(stop_improvement))
     emit_json(doc) if as_json else render_summary(doc)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.params import knob_values, parse_assignments
 from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
 from tuner.errors import ConfigError
 from tuner.objective import Constraints, Objective
 from tuner.runner import RunPolicy
-from tuner.units import config_text, cost_text, parse_duration, parse_freq, parse_list, parse_scalar
+from tuner.units import config_text, cost_text, parse_duration, parse_freq, parse_list
 
 
 def make_objective(objective: str, latency_slo: str | None, min_throughput: float | None,
@@ -45,25 +46,15 @@ def make_knobs(batch_sizes: str | None, cpu_freqs: str | None, gpu_freqs: str | 
     }
     optional = tuple(name for name, given in ((CPU_FREQ, cpu_freqs), (GPU_FREQ, gpu_freqs),
                                               (BATCH_SIZE, batch_sizes)) if given is None)
-    for item in extra or []:
-        name, sep, values = item.partition("=")
-        name = name.strip()
-        if not name or (sep and not values.strip()):
-            raise ConfigError(f"--knob takes NAME or NAME=v1,v2, not {item!r}")
+    for name, values in parse_assignments(extra or [], "--knob", "NAME or NAME=v1,v2", bare=True).items():
         if name in (CPU_FREQ, GPU_FREQ, BATCH_SIZE):
-            if sep:
+            if values is not None:
                 raise ConfigError(f"{name} has its own option (--cpu-freqs, --gpu-freqs, --batch-sizes)")
             # --knob cpu_freq_khz: asked for explicitly, with its default domain
             optional = tuple(n for n in optional if n != name)
             continue
-        if name in knobs:
-            raise ConfigError(f"--knob {name} is given twice")
-        if not sep:
-            knobs[name] = None
-        elif ";" in values:  # values that contain commas themselves (placement=cuda,cpu;cpu,cuda)
-            knobs[name] = tuple(parse_scalar(v.strip()) for v in values.split(";") if v.strip())
-        else:
-            knobs[name] = parse_list(values, parse_scalar, f"--knob {name}")
+        # NAME: its whole domain; NAME=v1,v2 (or a,b;c,d for values that hold commas): those values
+        knobs[name] = None if values is None else knob_values(values, f"--knob {name}")
     return knobs, optional
 
 
@@ -98,6 +89,14 @@ class Progress:
         self._bar.stop()
 
 
+def parse_stop_improvement(value: float) -> float | None:
+    """``--stop-improvement``: a share in [0, 1); 0 means no early stop (None to :func:`tuner.search.search`)."""
+    if not 0 <= value < 1:
+        raise ConfigError(f"--stop-improvement is a share from 0 (spend the budget) to below 1, e.g. 0.01; "
+                          f"not {value:g}")
+    return value or None
+
+
 def make_noise(sigma: float | None, tails: bool, drift: bool) -> Any:
     """``--noise SIGMA [--noise-tails] [--noise-drift]`` as a :class:`tuner.sim.board.Noise`, or None (the default)."""
     if sigma is None:
@@ -113,13 +112,16 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                        knobs: dict[str, tuple | None], objective: Objective, policy: RunPolicy, out: Path | None,
                        seed: int, apply_best: bool = False, plots: bool = True,
                        time_scale: float = 1.0, options: dict[str, Any] | None = None,
-                       optional: tuple[str, ...] = (), noise: Any = None, store: str | None = None) -> dict[str, Any]:
+                       optional: tuple[str, ...] = (), noise: Any = None, store: str | None = None,
+                       stop_improvement: float | None = None) -> dict[str, Any]:
     """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document.
 
     ``store`` is ``--store URL`` (default: the run directory's SQLite file); a tune with a shared
     store starts warm from the trials of identical boards in it (:mod:`tuner.fleet`).
 
-    ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`)."""
+    ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`).
+    ``stop_improvement`` makes the search economical (early stop, racing repeats: see
+    :func:`tuner.search.search`); None spends the budget."""
     from tuner.report import finite_json, plot_topology, summarize, write_summary
     from tuner.search import (can_measure, check_recorded, measure_reference, parse_budget, reference_config,
                               search, space_doc)
@@ -162,13 +164,16 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                 reference = measure_reference(session.runner, space, session.run)
             result = search(strat, session.runner, objective, n, run=session.run, reference=reference,
                             prior=session.prior() if kind == "tune" else None,
-                            on_step=lambda step: bar.advance())
+                            on_step=lambda step: bar.advance(), stop_improvement=stop_improvement)
         measured_now = sum(1 for s in result.steps if not s.reused)
         summary = summarize(kind=kind, board=session.board_name, workload=workload,
                             simulated=bool(session.board.info.simulated), objective=objective,
                             space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
                             references={b: t for b, t in per_batch_ref.items() if b is not None})
         summary["space"] = space_doc(space, session.not_searched, session.board)
+        summary["stopped"] = result.stopped
+        if stop_improvement is not None:
+            summary["stop_improvement"] = stop_improvement
         if hasattr(session.board, "noise"):  # an analytic simulated board: say what noise its numbers carry
             summary["noise"] = session.board.noise.describe()
         summary.update(model_label(session.board))  # a simulated board: its model's source, extrapolated or not

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.params import knob_value, parse_assignments
 from tuner.daemon.protocol import COMMANDS, request
 from tuner.errors import EdgetuneError
-from tuner.units import config_text, cost_text, duration_text, parse_scalar
+from tuner.units import config_text, cost_text, duration_text
 
 
 def show_status(socket: Path, as_json: bool) -> None:
@@ -88,16 +89,11 @@ def send_control(socket: Path, action: str, assignments: list[str]) -> None:
     if action == "apply":
         if not assignments:
             raise EdgetuneError("apply needs at least one --set KNOB=VALUE")
-        req["config"] = dict(_assignment(a) for a in assignments)
+        req["config"] = parse_assignments(assignments, "--set", "KNOB=VALUE", value=knob_value,
+                                          example="gpu_freq_hz=614400000")
     elif assignments:
         raise EdgetuneError("--set is for apply only")
     reply = request(socket, req)
     sys.stdout.write(f"{action}: accepted; {reply.get('note', '')}\n")
 
-
-def _assignment(text: str) -> tuple[str, Any]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip() or not value.strip():
-        raise EdgetuneError(f"--set takes KNOB=VALUE, not {text!r}")
-    return name.strip(), parse_scalar(value.strip())
 

@@ -49,9 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import BATCH_SIZE, CONCURRENCY, Knob
-from tuner.errors import EdgetuneError
+from tuner.errors import EdgetuneError, Infeasible
 from tuner.sim.profiles import BoardProfile, get_profile
-from workloads.base import Infeasible
 
 SMOOTHMAX_P = 4.0
 GIB = 1024 ** 3

@@ -125,6 +125,13 @@ class Strategy(ABC):
     def done(self) -> bool:
         return False
 
+    def converged(self, improvement: float) -> bool:
+        """Whether further trials are unlikely to find a config better than the recommendation
+        by more than ``improvement`` (a fraction), so an economical search may stop
+        (:func:`tuner.search.search`). False here: a strategy without a view of the
+        surface (random, TPE, a sweep) cannot tell, and spends its budget."""
+        return False
+
     def best(self) -> Config | None:
         means = self.mean_costs()
         if not means:

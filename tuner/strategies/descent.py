@@ -91,18 +91,37 @@ class OnlineDescent(Strategy):
                 self.step[d] = float(self.origin[d] - guess[d])
                 self._aimed.add(d)
         self.position: int | None = None
-        self.converged = False
+        self.at_minimum = False  # the last descent ended in a single-step local minimum
         self.restarts = 0
+        self.settled = False  # a descent ended in a minimum that widening and re-checks confirmed
         self._estimated: tuple[int, dict[int, tuple[float, float]]] | None = None
         self._gen = self._search()
+        self._pending: int | None = None  # the generator's next row, when converged() looked ahead
 
     # --- the search is a generator of rows; tell() records costs it reads back --------
     def ask(self) -> Config | None:
-        try:
-            row = next(self._gen)
-        except StopIteration:
-            return None
-        return self.lattice.configs[row]
+        row = self._next_row()
+        self._pending = None
+        return None if row is None else self.lattice.configs[row]
+
+    def _next_row(self) -> int | None:
+        """The generator's next row (computed once: :meth:`converged` may look ahead)."""
+        if self._pending is None:
+            try:
+                self._pending = next(self._gen)
+            except StopIteration:
+                return None
+        return self._pending
+
+    def converged(self, improvement: float) -> bool:
+        """A descent has converged once it reached a minimum that widening could not
+        leave and re-checks confirmed: its next step would be a restart elsewhere,
+        which an economical search gives up (``improvement`` is already in the
+        descent's tests: a win within noise is measured again before it moves).
+        Looks ahead one step, which the next :meth:`ask` returns."""
+        if not self.settled:
+            self._next_row()
+        return self.settled
 
     def best(self) -> Config | None:
         """The measured config whose estimated cost plus one standard error of the
@@ -250,10 +269,11 @@ class OnlineDescent(Strategy):
             # nothing better near: keep the best config found and its neighbours checked
             # (online, this is holding), then descend again from somewhere new
             yield from self._recheck()
+            self.settled = True
             start = self._restart_point()
             if start is not None:
-                self.restarts += 1
                 yield start
+                self.restarts += 1  # counted once its first trial is told (converged() may look ahead)
                 if self.allowed[start]:
                     here = start
                     self._reset_steps()
@@ -336,9 +356,9 @@ class OnlineDescent(Strategy):
                     # a local minimum, or a lucky reading here: check both before leaving
                     yield from self._check_position(x, here)
                     if self._stuck(x, here):
-                        self.converged = True
+                        self.at_minimum = True
                         return here
-                    self.converged = False
+                    self.at_minimum = False
 
     def _check_position(self, x: np.ndarray, here: int) -> Generator[int, None, None]:
         """Measure ``here`` again, and every single-step neighbour within noise of it."""
