@@ -24,6 +24,9 @@ STRATEGIES = {
 
 
 def strategy_class(name: str) -> type[Strategy]:
+    """The strategy class registered as ``name``, imported on demand (``bo`` pulls in
+    scikit-optimize, ``tpe`` Optuna: a command that never uses them never loads them);
+    an unknown name is a one-line ConfigError listing the choices."""
     try:
         module, cls = STRATEGIES[name]
     except KeyError:
@@ -32,4 +35,6 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 def make_strategy(name: str, space: Space, *, seed: int = 0, start: Config | None = None) -> Strategy:
+    """A fresh strategy over ``space``; ``seed`` makes its choices repeatable, ``start`` is
+    where the workload runs now (an online search begins there)."""
     return strategy_class(name)(space, seed=seed, start=start)

@@ -23,6 +23,8 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, y_best: float, xi: floa
 
 
 class BayesOpt(ModelBased):
+    """Expected improvement on the GP, among unmeasured configs in the trust region (module docstring)."""
+
     name = "bo"
     summary = "Bayesian optimisation: GP (scikit-optimize) with expected improvement over ordered indices"
     xi = 0.01  # in log cost: ask for improvements of about 1 %

@@ -52,6 +52,8 @@ from tuner.strategies.prior import likely_best
 
 
 class OnlineDescent(Strategy):
+    """Descent over the ordered lattice from the top clocks, robust to noise (module docstring)."""
+
     name = "ogd"
     summary = "online gradient descent from the maximum clocks, adaptive steps; runs online as a governor"
     growth = 1.5

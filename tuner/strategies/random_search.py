@@ -7,6 +7,8 @@ from tuner.strategies.base import Strategy
 
 
 class RandomSearch(Strategy):
+    """Uniformly random configs, none twice: the floor every strategy must beat."""
+
     name = "random"
     summary = "uniformly random configs, none twice (baseline)"
 

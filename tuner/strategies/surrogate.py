@@ -198,6 +198,9 @@ def _map_optimizer(kernel, priored: np.ndarray, scale: float):
 
 
 class GPSurrogate:
+    """The GP of log cost over the whole lattice (module docstring): fitted to the told
+    costs with their measurement noise, it predicts, draws and recommends."""
+
     def __init__(self, lattice: Lattice, seed: int = 0) -> None:
         gpr, const, matern, categorical, integer, sk_space = _skopt()
         self.lattice = lattice

@@ -19,6 +19,8 @@ from tuner.strategies.base import Strategy
 
 
 class Sweep(Strategy):
+    """Every config once in a hardware-friendly order, then its leaders again: the full map."""
+
     name = "sweep"
     summary = "every config once, then its leaders again (the topology map other strategies are judged against)"
     confirm = 5  # leaders re-measured at the end

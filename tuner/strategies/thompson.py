@@ -19,6 +19,8 @@ from tuner.strategies.surrogate import ModelBased
 
 
 class ThompsonSampling(ModelBased):
+    """The argmin of one joint posterior draw, in the trust region (module docstring)."""
+
     name = "thompson"
     summary = "Thompson sampling: joint draws from a GP posterior over the correlated configs"
 

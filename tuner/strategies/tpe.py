@@ -16,6 +16,9 @@ from tuner.strategies.base import Strategy
 
 
 class OptunaTPE(Strategy):
+    """Optuna's tree-structured Parzen estimator over the knob indices: the peer baseline
+    the strategy tables compare against (no prior, no noise model)."""
+
     name = "tpe"
     summary = "Optuna's TPE sampler (peer baseline; needs optuna)"
 

@@ -43,6 +43,9 @@ FINE = 7  # an ordered knob with fewer values is never confined
 
 
 class TrustRegion:
+    """A box around the incumbent, in unit coordinates of the finely stepped ordered knobs,
+    that grows after successes and shrinks after failures (module docstring)."""
+
     def __init__(self, lattice: Lattice) -> None:
         confined = np.array([k.ordered and len(k) >= FINE for k in lattice.space.knobs])
         self._unit = lattice.unit[:, confined]  # every row's position along the confined knobs
