@@ -46,7 +46,8 @@ from tuner.config import Config
 from tuner.cost import exploration
 from tuner.fleet import identify, load_prior
 from tuner.objective import Objective
-from tuner.runner import RunPolicy, Trial, TrialRunner
+from tuner.measurement import Trial
+from tuner.runner import RunPolicy, TrialRunner
 from tuner.search import Step, build_space, measure_reference, parse_budget, recommendation, search
 from tuner.sim.board import Noise, SimBoard
 from tuner.sim.model import DeviceModel, device_model

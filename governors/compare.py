@@ -16,7 +16,8 @@ from typing import Any
 
 from tuner.config import Config
 from tuner.measurement import Measurement
-from tuner.runner import Trial, TrialRunner
+from tuner.measurement import Trial
+from tuner.runner import TrialRunner
 from tuner.search import measure_or_take
 from tuner.store import Run
 

@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 from tuner.cli.main import app
 from tuner.config import Config
 from tuner.cost import Exploration, exploration, payback_s
-from tuner.measurement import Measurement
-from tuner.runner import Trial
+from tuner.measurement import Measurement, Trial
 
 
 def m(energy_j: float, time_s: float, inferences: int = 100, feasible: bool = True) -> Measurement:

@@ -69,7 +69,7 @@ def test_a_bad_config_is_one_line_naming_the_file_and_the_key(tmp_path, text, ex
 
 def test_the_example_config_is_valid_and_a_missing_file_is_named(tmp_path):
     s = load_settings(REPO / "systemd/edgetune.toml")
-    assert s.workloads[0].name == "alexnet" and s.search.strategy == "ogd"
+    assert s.workloads[0].name == "alexnet" and s.search.strategy == "bo" and s.search.stop_improvement == 0.01
     with pytest.raises(ConfigError, match="no such config file"):
         load_settings(tmp_path / "absent.toml")
 
@@ -193,16 +193,16 @@ def test_commands_pause_resume_apply_retune_restore_and_reload(tmp_path):
         assert _workload(sock)["epoch"] == 1
 
         cfg.write_text("[[workloads]]\nname = 'alexnet'\n[search\n")  # broken: refused, the daemon carries on
-        d._reload.set()
+        d.request_reload()
         _until(lambda: _status(sock)["errors"]["reload"] == 1, what="refused reload")
         gone = _analytic_settings(tmp_path)
         gone["workloads"] = [{"name": "vgg99"}]  # valid TOML, but no such workload: refused as well
         cfg.write_text(json_to_toml(gone))
-        d._reload.set()
+        d.request_reload()
         _until(lambda: _status(sock)["errors"]["reload"] == 2, what="refused reload of an unknown workload")
         assert t.is_alive() and _workload(sock)["name"] == "alexnet" and _workload(sock)["epoch"] == 1
         cfg.write_text(json_to_toml(_analytic_settings(tmp_path, budget="10")))
-        d._reload.set()
+        d.request_reload()
         _until(lambda: _workload(sock).get("epoch") == 2 and _workload(sock)["state"] == "holding",
                what="re-search after a reload")
         assert _workload(sock)["trials_used"] == 10  # the reloaded budget

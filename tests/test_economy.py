@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -121,3 +122,45 @@ def test_racing_uses_fewer_repeats_for_the_same_trials():
     plain = search(make_strategy("bo", space, seed=1), plain_runner, ENERGY, len(economical.steps))
     assert len(plain.steps) == len(economical.steps) and runner.measured < plain_runner.measured
     assert all(len(s.trial.repeats) >= 1 for s in economical.steps)
+
+
+def test_the_default_daemon_holds_within_2_percent_after_half_an_hour_of_exploration(tmp_path):
+    """The issue's goal for the daemon: default [search] settings, simulated Nano x AlexNet."""
+    import threading
+
+    from tuner.daemon.protocol import request
+    from tuner.daemon.service import Daemon
+    from tuner.daemon.settings import parse_settings
+
+    settings = parse_settings({
+        "daemon": {"state_dir": str(tmp_path / "state"), "socket": str(tmp_path / "ctl.sock"), "socket_group": None},
+        "board": {"spec": "sim:jetson-nano", "time_scale": 1e6},
+        "workloads": [{"name": "alexnet"}]})
+    assert settings.search.strategy == "bo" and settings.search.stop_improvement == 0.01
+    d = Daemon(settings)
+    t = threading.Thread(target=d.run)
+    t.start()
+    try:
+        held = None
+        for _ in range(1200):
+            try:
+                doc = request(tmp_path / "ctl.sock", {"cmd": "status"})["status"]
+                wl = (doc.get("workloads") or [{}])[0]
+                if wl.get("state") == "holding":
+                    held = wl
+                    break
+            except Exception:
+                pass
+            time.sleep(0.1)
+        assert held is not None, "the daemon never held a config"
+    finally:
+        d.request_stop()
+        t.join(timeout=60)
+    assert held["exploration"]["time_s"] <= 1800
+    assert held["payback_s"] is not None and held["payback_s"] <= 3600
+    board = open_board("sim:jetson-nano", seed=0)
+    runner = TrialRunner(board, "alexnet", RunPolicy())
+    space, _ = plan_space(runner, settings.search.knobs(), settings.search.optional())  # the space it searched
+    truth = {c: ENERGY.cost(board.expected("alexnet", c, 3200)) for c in space}
+    best = next(c for c in space if all(c[k] == v for k, v in held["applied"].items() if k in c.to_dict()))
+    assert truth[best] <= min(truth.values()) * 1.02

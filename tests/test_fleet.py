@@ -174,7 +174,7 @@ _WRITER = textwrap.dedent("""
     import sys
     from tuner.config import Config
     from tuner.measurement import Measurement
-    from tuner.runner import Trial
+    from tuner.measurement import Trial
     from tuner.store import Store
 
     url, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])

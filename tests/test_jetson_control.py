@@ -92,6 +92,27 @@ def test_write_that_does_not_verify_rolls_back(nano, monkeypatch):
     assert tree_state(nano) == before
 
 
+def test_a_write_cut_short_in_an_emulated_tree_leaves_the_old_value_as_sysfs_would(nano, monkeypatch):
+    """A sysfs attribute takes a write whole; an emulated tree's file must too, or a kill -9
+    mid-write leaves it empty and the next start cannot tell edgetune's value from another's."""
+    fs = Sysfs(nano)
+    before = read(nano, f"{POL}/scaling_max_freq")
+    real_write = os.write
+
+    def killed(fd, data):  # the process dies after opening the file, before its bytes land
+        raise KeyboardInterrupt("kill -9")
+
+    monkeypatch.setattr(os, "write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fs.write(f"/{POL}/scaling_max_freq", 1132800, journal=False)
+    monkeypatch.setattr(os, "write", real_write)
+    assert read(nano, f"{POL}/scaling_max_freq") == before
+    assert not list((nano / POL).glob(".*edgetune-write"))
+    fs.write(f"/{POL}/scaling_max_freq", 1132800, journal=False)
+    assert read(nano, f"{POL}/scaling_max_freq") == "1132800"
+    assert not list((nano / POL).glob(".*edgetune-write"))
+
+
 def test_knob_not_on_board_is_refused(nano):
     board = JetsonBoard(Sysfs(nano))
     with pytest.raises(ConfigError, match="emc_freq_hz cannot be set"):

@@ -29,9 +29,10 @@ import numpy as np
 from tuner.boards.factory import open_board
 from tuner.config import Config
 from tuner.cost import Exploration, exploration, payback_s
+from tuner.measurement import Trial
 from tuner.errors import ConfigError
 from tuner.objective import Objective
-from tuner.runner import RunPolicy, Trial, TrialRunner
+from tuner.runner import RunPolicy, TrialRunner
 from tuner.search import (Step, can_measure, check_recorded, measure_reference, plan_space, reference_config, search,
                           space_doc)
 from tuner.strategies import make_strategy

@@ -24,8 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple
 
-from tuner.measurement import Measurement
-from tuner.runner import Trial
+from tuner.measurement import Measurement, Trial
 
 if TYPE_CHECKING:
     from tuner.search import SearchResult

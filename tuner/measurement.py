@@ -134,3 +134,13 @@ class Measurement:
                   for k, v in data.items() if k in known}
         kwargs["config"] = Config(data["config"])
         return cls(**kwargs)
+
+
+@dataclass
+class Trial:
+    """One measured config: the combined measurement and the repeats behind it (what a
+    search tells a strategy, a store keeps and a report shows)."""
+
+    config: Config
+    measurement: Measurement
+    repeats: list[Measurement] = field(default_factory=list)

@@ -256,7 +256,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
                maps: Sequence[str] = (), simulated: bool = False, provenance: Optional[str] = None
                ) -> Dict[str, Any]:
     """Read ``source`` and write the run directory ``out``; returns its summary."""
-    from tuner.runner import Trial
+    from tuner.measurement import Trial
     from tuner.store import SEARCH, Store
 
     path = Path(source)

@@ -18,7 +18,7 @@ from typing import Any
 from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ
 from tuner.cost import search_cost
 from tuner.objective import Objective
-from tuner.runner import Trial
+from tuner.measurement import Trial
 from tuner.search import SearchResult
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from tuner.boards.base import AnalyticBoard, Board
 from tuner.config import BATCH_SIZE, CPU_GOVERNOR, GPU_GOVERNOR, Config, Knob
 from tuner.errors import ConfigError, EdgetuneError, HardwareError, Infeasible
-from tuner.measurement import OOM_PREFIX, Measurement, percentile
+from tuner.measurement import OOM_PREFIX, Measurement, Trial, percentile
 from tuner.residency import ResidencySampler
 from tuner.sampler import DEFAULT_RATE_HZ, Sampler
 from workloads.base import RunResult, Workload
@@ -66,15 +66,6 @@ class RunPolicy:
             raise ConfigError("the target rate must be positive")
 
 
-@dataclass
-class Trial:
-    """One measured config: the combined measurement and the repeats behind it."""
-
-    config: Config
-    measurement: Measurement
-    repeats: list[Measurement] = field(default_factory=list)
-
-
 def dvfs_config(board: Board, workload_part: Config | None = None) -> Config:
     """The board's default: the kernel's default governors over the full range.
 
@@ -99,29 +90,30 @@ def _default_governor(knob: Knob, preferred: tuple[str, ...]) -> str:
 
 
 class TrialRunner:
-    """Measures configs of one workload on one board."""
+    """Measures configs of one workload on one board: the repeats, the racing rule and the
+    failures around one repeat, which the board's :class:`Source` takes."""
 
     def __init__(self, board: Board | AnalyticBoard, workload: Workload | str,
                  policy: RunPolicy | None = None) -> None:
         self.board = board
         self.workload = workload
         self.policy = policy or RunPolicy()
-        self.analytic = isinstance(board, AnalyticBoard)
-        if self.analytic and not isinstance(workload, str):
-            raise EdgetuneError("a simulated or replayed board runs workloads by name")
-        if not self.analytic and isinstance(workload, str):
-            raise EdgetuneError(f"workload {workload!r} needs a workload object on a real board")
-        self._workload_config: Config | None = None
+        self.source = source_for(board, workload, self)
         self.measured = 0  # repeats run (for progress and overhead accounting)
 
     @property
     def simulated(self) -> bool:
+        """Whether the board's numbers are simulated (an analytic or emulated board)."""
         return bool(self.board.info.simulated)
 
+    @property
+    def analytic(self) -> bool:
+        """Whether each repeat is computed (a simulated or replayed board), not sampled."""
+        return self.source.computed
+
     def workload_knobs(self) -> list[Knob]:
-        if isinstance(self.workload, str):
-            return self.board.workload_knobs(self.workload)  # type: ignore[union-attr]
-        return self.workload.knobs()
+        """The workload's own knobs (batch size, concurrency, ...) on this board."""
+        return self.source.knobs()
 
     def measure(self, config: Config, enough: Callable[[list[Measurement]], bool] | None = None) -> Trial:
         """Measure ``config`` with the policy's repeats; never raises for the config's own failures.
@@ -131,9 +123,10 @@ class TrialRunner:
         measured already settles what the search needs to know (the config cannot beat
         the incumbent). Without it, repeats run until ``min_repeats`` agree."""
         try:
-            self._prepare(config)
+            self.source.prepare(config)
         except Infeasible as exc:
-            return self._failed(config, _reason(exc))
+            m = Measurement.infeasible(config, _reason(exc), simulated=self.simulated)
+            return Trial(config, m, [m])
         repeats: list[Measurement] = []
         while True:
             m = self._once(config)
@@ -148,46 +141,120 @@ class TrialRunner:
         return Trial(config, Measurement.combine(repeats), repeats)
 
     def teardown(self) -> None:
-        if not isinstance(self.workload, str) and self._workload_config is not None:
-            self.workload.teardown()
-            self._workload_config = None
-
-    # --- internals -------------------------------------------------------------------
-    def _failed(self, config: Config, reason: str) -> Trial:
-        m = Measurement.infeasible(config, reason, simulated=self.simulated)
-        return Trial(config, m, [m])
-
-    def _prepare(self, config: Config) -> None:
-        if self.analytic:
-            self.board.apply(config)
-            return
-        self.board.apply(config)
-        assert not isinstance(self.workload, str)
-        wl = config.workload()
-        if wl != self._workload_config:  # reload only when the workload part changes
-            self._workload_config = None
-            self.workload.setup(wl)
-            self._workload_config = wl
-        if self.policy.settle_s > 0:
-            time.sleep(self.policy.settle_s)  # let the clocks and the rails settle on the new config
+        """Release what the workload holds (a loaded model); the board is the caller's to restore."""
+        self.source.teardown()
 
     def _once(self, config: Config) -> Measurement:
-        if self.analytic:
-            m = self.board.measure(self.workload, config, self.policy.inferences)  # type: ignore[union-attr]
-            return paced(m, self.policy.rate_ips) if self.policy.rate_ips else m
+        """One repeat; the workload's own failures (out of memory, a crash) become an infeasible
+        measurement, the caller's and the hardware's errors propagate."""
         try:
-            return self._sampled(config)
+            return self.source.once(config)
         except (ConfigError, HardwareError):
             raise
         except Infeasible as exc:
             return Measurement.infeasible(config, _reason(exc), simulated=self.simulated)
         except Exception as exc:  # the workload's own crash is a property of this config
+            if self.source.computed:
+                raise  # a computed repeat has no workload to crash: this is a bug, not a config
             return Measurement.infeasible(config, f"workload crashed: {type(exc).__name__}: {exc}",
                                           simulated=self.simulated)
 
-    def _sampled(self, config: Config) -> Measurement:
-        assert not isinstance(self.workload, str)
-        p = self.policy
+
+class Source:
+    """Where one repeat's measurement comes from: set a config up, measure it once, let go.
+
+    :class:`Computed` for a board that computes measurements (simulated, replayed),
+    :class:`Sampled` for a board whose rails are sampled while a workload object
+    runs (a Jetson, an emulated tree, a plain Linux machine)."""
+
+    computed = False
+
+    def knobs(self) -> list[Knob]:
+        """The workload's knobs."""
+        raise NotImplementedError
+
+    def prepare(self, config: Config) -> None:
+        """Apply ``config`` (hardware and workload parts); Infeasible if it cannot run."""
+        raise NotImplementedError
+
+    def once(self, config: Config) -> Measurement:
+        """One repeat of the policy's work at ``config`` (already prepared)."""
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Release the workload."""
+
+
+def source_for(board: Board | AnalyticBoard, workload: Workload | str, runner: TrialRunner) -> Source:
+    """The source for this pairing: a computing board runs workloads by name, any other
+    board a workload object; the other pairings are a clear error."""
+    computing = callable(getattr(board, "expected", None)) and callable(getattr(board, "measure", None))
+    if computing:
+        if not isinstance(workload, str):
+            raise EdgetuneError("a simulated or replayed board runs workloads by name")
+        return Computed(board, workload, runner)  # type: ignore[arg-type]
+    if isinstance(workload, str):
+        raise EdgetuneError(f"workload {workload!r} needs a workload object on a real board")
+    return Sampled(board, workload, runner)  # type: ignore[arg-type]
+
+
+class Computed(Source):
+    """A simulated or replayed board: each repeat is the board's computed measurement
+    (paced to the application's rate when the policy has one)."""
+
+    computed = True
+
+    def __init__(self, board: AnalyticBoard, workload: str, runner: TrialRunner) -> None:
+        self.board, self.workload, self.runner = board, workload, runner
+
+    def knobs(self) -> list[Knob]:
+        """The board's model of the named workload's knobs."""
+        return self.board.workload_knobs(self.workload)
+
+    def prepare(self, config: Config) -> None:
+        """Apply ``config`` to the board's state (a simulated board checks its values)."""
+        self.board.apply(config)  # type: ignore[attr-defined]
+
+    def once(self, config: Config) -> Measurement:
+        """The board's measurement of one repeat."""
+        p = self.runner.policy
+        m = self.board.measure(self.workload, config, p.inferences)
+        return paced(m, p.rate_ips) if p.rate_ips else m
+
+
+class Sampled(Source):
+    """A board with rails to sample and a workload object to run: apply, set the workload
+    up when its part of the config changes, settle, warm up, run under the sampler."""
+
+    def __init__(self, board: Board, workload: Workload, runner: TrialRunner) -> None:
+        self.board, self.workload, self.runner = board, workload, runner
+        self._workload_config: Config | None = None
+
+    def knobs(self) -> list[Knob]:
+        """The workload object's own knobs."""
+        return self.workload.knobs()
+
+    def prepare(self, config: Config) -> None:
+        """Apply the hardware part; reload the workload only when its part changes; settle."""
+        self.board.apply(config)
+        wl = config.workload()
+        if wl != self._workload_config:
+            self._workload_config = None
+            self.workload.setup(wl)
+            self._workload_config = wl
+        if self.runner.policy.settle_s > 0:
+            time.sleep(self.runner.policy.settle_s)  # let the clocks and the rails settle on the new config
+
+    def teardown(self) -> None:
+        """Tear the workload down if it is set up."""
+        if self._workload_config is not None:
+            self.workload.teardown()
+            self._workload_config = None
+
+    def once(self, config: Config) -> Measurement:
+        """Warm up, then run the policy's work while the sampler records the rails."""
+        p = self.runner.policy
+        simulated = self.runner.simulated
         source = self.board.power_source()
         sampler = Sampler(source, p.sample_rate_hz).start() if source is not None else None
         clocks = getattr(self.board, "clocks", None)
@@ -216,17 +283,17 @@ class TrialRunner:
         elapsed = t1 - t0
         if p.timeout_s is not None and elapsed > p.timeout_s:
             return Measurement.infeasible(config, f"timeout: the run took {elapsed:.1f} s > {p.timeout_s:g} s",
-                                          simulated=self.simulated)
+                                          simulated=simulated)
         if misses > MAX_MISSED_SHARE * max(1, math.ceil(p.inferences / batch)):
             return Measurement.infeasible(config, f"{CANNOT_KEEP_UP}: {misses} batches missed their deadline at "
-                                          f"{p.rate_ips:g}/s", simulated=self.simulated)
+                                          f"{p.rate_ips:g}/s", simulated=simulated)
         energy, rails = math.nan, {}
         if trace is not None:
             report = trace.energy(t0, t1)
             energy, rails = report.total_j, report.rails_j
         lat = result.batch_latencies_s
         return Measurement(
-            config=config, simulated=self.simulated, energy_j=energy, time_s=elapsed,
+            config=config, simulated=simulated, energy_j=energy, time_s=elapsed,
             inferences=result.inferences, rail_energy_j=rails,
             batch_latency_p50_s=percentile(lat, 50), batch_latency_p95_s=percentile(lat, 95),
             temperatures_c=self.board.temperatures(), residency=shares,
@@ -236,7 +303,6 @@ class TrialRunner:
     def _paced_run(self, inferences: int, batch: int, rate: float) -> tuple[RunResult, int]:
         """Run at the application's rate: one batch per ``batch / rate`` seconds, idle
         in between; a batch that ends after the next one was due missed its deadline."""
-        assert not isinstance(self.workload, str)
         period = batch / rate
         out = RunResult(0)
         misses = 0

@@ -22,15 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from tuner.config import BATCH_SIZE, CPU_FREQ, EMC_FREQ, GPU_FREQ, HARDWARE_KNOBS, Config, Knob, Space
 from tuner.errors import ConfigError
-from tuner.measurement import Measurement
+from tuner.measurement import Measurement, Trial
 from tuner.objective import Objective
-from tuner.runner import Trial, TrialRunner, dvfs_config
+from tuner.runner import TrialRunner, dvfs_config
 from tuner.store import REFERENCE, SEARCH, Run
-from tuner.strategies.base import Strategy
+
+if TYPE_CHECKING:  # the daemon runs strategies in a child process: numpy stays out of it
+    from tuner.strategies.base import Strategy
 
 
 @dataclass
@@ -261,35 +263,15 @@ class Prior:
     max_configs: int = 64
 
 
-#: Racing: a config whose first repeats are this many standard errors worse than the
-#: incumbent gets no more repeats: it is unlikely to be the answer, and repeats would
-#: only sharpen how bad it is. The GP still weighs its single reading by one repeat's
-#: noise, so a config cut by bad luck is not lost. One standard error, not three: on a
-#: Nano a repeat is ~80 s, and near the optimum most probes are within a few per cent
-#: (simulated Nano x AlexNet, 10 seeds: at 3 the default tune spent a median 3,200 s;
-#: at 1, 1,640 s, the held config within 1.8 % on every seed).
-RACE_Z = 1.0
-
-
 def race(strategy: Strategy, objective: Objective) -> Callable[[list[Measurement]], bool]:
-    """The racing rule for :meth:`TrialRunner.measure`: enough repeats once the mean of
-    those taken is worse than the incumbent's measured mean beyond both's noise
-    (``RACE_Z`` standard errors, from the strategy's pooled repeat noise). A config that
-    may be the best is repeated as the policy says, until its repeats agree."""
+    """The racing rule for :meth:`TrialRunner.measure`: enough repeats once the strategy
+    says a config with this mean over this many repeats is outclassed by its incumbent
+    (:meth:`Strategy.outclassed`). A config that may be the best is repeated as the
+    policy says, until its repeats agree."""
 
     def enough(repeats: list[Measurement]) -> bool:
-        best = strategy.best()
-        if best is None:
-            return False
-        row = strategy.lattice.get(best)
-        told = [c for c in strategy.costs.get(row, []) if math.isfinite(c) and c > 0] if row is not None else []
         cost = objective.cost(Measurement.combine(repeats))
-        if not told or not (math.isfinite(cost) and cost > 0) or repeats[0].config == best:
-            return False
-        incumbent = math.exp(sum(math.log(c) for c in told) / len(told))
-        var = strategy.noise.repeat_var
-        se = math.sqrt(var / len(repeats) + strategy.noise.mean_sd(row) ** 2)
-        return math.log(cost / incumbent) > RACE_Z * se
+        return math.isfinite(cost) and cost > 0 and strategy.outclassed(repeats[0].config, cost, len(repeats))
 
     return enough
 

@@ -49,7 +49,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from tuner.config import Config
 from tuner.errors import EdgetuneError
 from tuner.measurement import Measurement
-from tuner.runner import Trial
+from tuner.measurement import Trial
 
 SEARCH = "search"
 REFERENCE = "reference"

@@ -182,11 +182,7 @@ class Sysfs:
                 if journal:  # (a restore writes unjournalled, under the journal's lock)
                     self._adopt_mode_switch()
             else:
-                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-                try:
-                    os.write(fd, (text + "\n").encode())
-                finally:
-                    os.close(fd)
+                self._put(path, (text + "\n").encode())
         except OSError as exc:
             raise HardwareError(f"kernel refused {text} for {dev_path}: {exc.strerror or exc}") from None
         back = text
@@ -199,6 +195,36 @@ class Sysfs:
             self.written[dev_path] = back
             if dev_path.endswith("/scaling_governor"):  # the kernel rewrites setspeed with the governor
                 self._adopt(dev_path[: -len("scaling_governor")] + "scaling_setspeed")
+
+    def _put(self, path: Path, data: bytes) -> None:
+        """One write of ``data`` to the attribute at ``path``.
+
+        A sysfs attribute takes a write whole, in one call: there is no moment when it
+        holds nothing. A regular file in an emulated tree does have one — opened with
+        truncation, it is empty until the write lands — and a ``kill -9`` there left
+        ``scaling_max_freq`` empty, which the next start took for another program's
+        value and would not restore. So an emulated tree gets the same all-or-nothing
+        write: a sibling file, renamed over the attribute (same mode)."""
+        if not self.emulated:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+        tmp = path.with_name(f".{path.name}.edgetune-write")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IMODE(os.stat(path).st_mode))
+        try:
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _adopt_mode_switch(self) -> None:
         """nvpmodel, run by edgetune, rewrote clock files edgetune had written: what they hold now is

@@ -16,6 +16,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from tuner.config import DEFAULT_BATCH_SIZES
 from tuner.daemon.protocol import DEFAULT_CONFIG, DEFAULT_SOCKET
 from tuner.errors import EdgetuneError
 
@@ -275,7 +276,6 @@ WorkloadOptionOpt = typer.Option(None, "--option", "-o", help="Workload option K
 StoreOpt = typer.Option(None, "--store", envvar="EDGETUNE_STORE", help="Where runs and trials are stored: "
                         "sqlite:///PATH or postgresql://USER@HOST/DB (a fleet's shared store: a tune starts from what "
                         "identical boards measured there). Default: edgetune.sqlite in the run directory.")
-DEFAULT_BATCHES = (8, 16, 32, 64)
 
 
 @app.command()
@@ -316,7 +316,7 @@ def sweep(
     from tuner.cli.searching import (make_knobs, make_noise, make_objective, make_policy, render_summary,
                                      run_search_command)
 
-    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
+    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCH_SIZES, knob)
     doc = run_search_command(
         kind="sweep", strategy="sweep", budget=None, board=board, root=root, workload=workload,
         knobs=knobs, optional=optional,
@@ -376,7 +376,7 @@ def tune(
     from tuner.cli.searching import (make_knobs, make_noise, make_objective, make_policy, parse_stop_improvement,
                                      render_summary, run_search_command)
 
-    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
+    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCH_SIZES, knob)
     doc = run_search_command(
         kind="tune", strategy=strategy, budget=budget, board=board, root=root, workload=workload,
         knobs=knobs, optional=optional,
@@ -487,7 +487,7 @@ def bench(
     for name in names:
         strategy_class(name)
     # on a replay the defaults give way to what the recording varies (tuner.search.plan_space)
-    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCHES, knob)
+    knobs, optional = make_knobs(batch_sizes, cpu_freqs, gpu_freqs, DEFAULT_BATCH_SIZES, knob)
     spec = BenchSpec(board, workload, knobs, tuple(names), seeds, budget, horizon,
                      make_objective(objective, latency_slo, None, None), make_policy(3200, repeats, None, None),
                      optional, make_noise(noise, noise_tails, noise_drift))

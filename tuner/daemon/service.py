@@ -28,16 +28,24 @@ a search starts from what identical boards measured there, and a store that
 is down never stops the daemon from searching or holding — what it measured
 meanwhile is copied when the store is back.
 
-States are strings (:data:`STATES`). Transitions happen in the loop's own
-methods only: :meth:`Daemon._explore` (to holding or paused),
-:meth:`Daemon._hold_window` (to exploring on drift), :meth:`Daemon._heat_check`
-(to and from safe), :meth:`Daemon._watch_knobs` (to overridden) and
-:meth:`Daemon._run_commands` (plus a reload that changes the search: a new
-epoch); :meth:`Daemon._go_back` is the one way back from safe and overridden
-to the state they interrupted.
+The daemon is a small state machine (:mod:`tuner.daemon.states`): the states
+exploring, holding, paused, safe and overridden, the events that move
+between them, and the one table of transitions. :meth:`Daemon._go` is the one
+place the state changes: it looks the event up in the table and runs the
+event's action (apply the held or the safe config, start a search epoch).
+The loop's methods decide *when* an event fires: :meth:`Daemon._explore`
+(hold the best, or release), :meth:`Daemon._hold_window` (search on drift),
+:meth:`Daemon._heat_check` (hot, back), :meth:`Daemon._watch_knobs` (outside,
+back) and :meth:`Daemon._run_commands`; a reload that changes the search
+starts a new workload state (a new epoch).
 
-Between trials and windows (the check points) it acts on queued commands, a
-SIGHUP reload and a stop request. SIGTERM/SIGINT interrupt even a running
+The control socket's threads read only the published :class:`Snapshot`
+(:mod:`tuner.daemon.snapshot`), an immutable object the loop replaces whole
+after every change, and queue what they are asked to do: commands and their
+configs (checked there against the snapshot for a prompt answer, and again
+by the loop against the live board), and reloads. Between trials and windows
+(the check points) the loop acts on the queued commands, a reload and a stop
+request. SIGTERM/SIGINT interrupt even a running
 trial: every changed setting is restored and the daemon exits 0. Errors that
 belong to one trial or window (a refused knob write, a crashed workload, a
 failing sensor) are logged and counted in the status; the loop backs off and
@@ -53,19 +61,23 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from types import FrameType
+from types import FrameType, MappingProxyType
 from typing import Any
 
 from tuner import __version__
 from tuner.boards.thermal import hottest
-from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config, Knob
+from tuner.config import CPU_FREQ, GPU_FREQ, Config, Knob
 from tuner.daemon.control import ControlServer
 from tuner.daemon.drift import DriftWatch
 from tuner.daemon.notify import Notifier
 from tuner.daemon.protocol import ProtocolError
 from tuner.daemon.settings import Settings, load_settings
+from tuner.daemon.snapshot import Snapshot, check_values, complete, rails_w, rounded, window_doc, workload_doc
+from tuner.daemon.states import (BACK, CONTINUE, EXPLORING, HOLD, HOLDING, HOT, OUTSIDE, OVERRIDDEN, PAUSE,
+                                 PAUSED, RELEASE, SAFE, SEARCH, STATES, WATCHED, WorkloadState, allows, step)
+from tuner.daemon.strategy_process import RemoteStrategy, StrategyProcessError
 from tuner.errors import ConfigError, EdgetuneError, HardwareError
 from tuner.measurement import Measurement
 from tuner.runner import RunPolicy, TrialRunner
@@ -75,9 +87,9 @@ from tuner.units import parse_duration
 
 log = logging.getLogger("edgetune.daemon")
 
-EXPLORING, HOLDING, PAUSED, SAFE, OVERRIDDEN = "exploring", "holding", "paused", "safe", "overridden"
-STATES = (EXPLORING, HOLDING, PAUSED, SAFE, OVERRIDDEN)
-WATCHED = (EXPLORING, HOLDING, SAFE)  # states in which edgetune writes knobs, so reads them back
+__all__ = ["Daemon", "WorkloadState", "STATES", "EXPLORING", "HOLDING", "PAUSED", "SAFE", "OVERRIDDEN", "WATCHED",
+           "YIELD", "REASSERT", "STORE_NAME"]
+
 YIELD, REASSERT = "yield", "reassert"  # watch.on_external_change
 STORE_NAME = "edgetune.sqlite"
 MAX_BACKOFF_S = 30.0
@@ -88,64 +100,13 @@ class _Preempted(Exception):
     """A check point found a command, a reload, a stop or heat waiting."""
 
 
-@dataclass
-class WorkloadState:
-    """What the daemon knows about its workload; persisted in the store."""
-
-    name: str
-    state: str = EXPLORING
-    epoch: int = 0
-    reason: str = "first start"
-    best: Config | None = None
-    best_epi_j: float | None = None
-    best_repeats: int = 0
-    dvfs_epi_j: float | None = None
-    applied: Config | None = None
-    manual: bool = False
-    searches: int = 0
-    trials_used: int = 0
-    resume_state: str = HOLDING  # where SAFE and OVERRIDDEN go back to
-    windows: int = 0
-    last_window: dict[str, Any] = field(default_factory=dict)
-    external_changes: int = 0  # times another program was found to have changed knob files edgetune wrote
-    exploration: dict[str, Any] | None = None  # the last search's cost (tuner.cost), and when it pays back
-    payback_s: float | None = None
-    last_external: dict[str, Any] | None = None  # the last such finding: when, which files, what was done
-    fleet: dict[str, Any] | None = None  # what the last search's fleet warm start did (tuner.search.Prior)
-
-    def to_store(self, spec_key: str) -> dict[str, Any]:
-        state = self.resume_state if self.state == SAFE else self.state
-        return {"spec_key": spec_key, "state": state, "epoch": self.epoch, "reason": self.reason,
-                "best": self.best.to_dict() if self.best else None, "best_epi_j": self.best_epi_j,
-                "best_repeats": self.best_repeats, "dvfs_epi_j": self.dvfs_epi_j,
-                "applied": self.applied.to_dict() if self.applied else None, "manual": self.manual,
-                "searches": self.searches, "resume_state": self.resume_state,
-                "external_changes": self.external_changes, "last_external": self.last_external,
-                "exploration": self.exploration, "payback_s": self.payback_s, "fleet": self.fleet}
-
-    @classmethod
-    def from_store(cls, name: str, doc: dict[str, Any]) -> WorkloadState:
-        # overridden survives a restart: the other program's setting stands until someone says resume
-        reason = doc.get("reason", "") if doc["state"] == OVERRIDDEN else "resumed after a restart"
-        ws = cls(name, state=doc["state"], epoch=int(doc["epoch"]), reason=reason,
-                 best=Config(doc["best"]) if doc.get("best") else None, best_epi_j=doc.get("best_epi_j"),
-                 best_repeats=int(doc.get("best_repeats") or 0), dvfs_epi_j=doc.get("dvfs_epi_j"),
-                 applied=Config(doc["applied"]) if doc.get("applied") else None,
-                 manual=bool(doc.get("manual")), searches=int(doc.get("searches") or 0),
-                 resume_state=doc.get("resume_state") or HOLDING,
-                 external_changes=int(doc.get("external_changes") or 0), last_external=doc.get("last_external"),
-                 exploration=doc.get("exploration"), payback_s=doc.get("payback_s"), fleet=doc.get("fleet"))
-        if ws.state == HOLDING and ws.applied is None:
-            ws.state = EXPLORING if ws.best is None else HOLDING
-            ws.applied = ws.best
-        return ws
-
-
 class Daemon:
     """The Serve flow: explore, hold, watch and re-search one workload, answering the control socket.
 
-    Its states (exploring, holding, paused, safe, overridden) change only in the loop thread; the
-    socket threads read the snapshot :meth:`_publish` builds and queue commands to the loop.
+    Its states (exploring, holding, paused, safe, overridden) change only in the loop thread, through
+    :meth:`_go` and the table in :mod:`tuner.daemon.states`; the socket threads read the immutable
+    :class:`~tuner.daemon.snapshot.Snapshot` :meth:`_publish` replaces, and queue commands and reloads
+    to the loop (:meth:`_handle`, :meth:`request_reload`).
     """
 
     def __init__(self, settings: Settings, *, config_path: str | Path | None = None,
@@ -160,8 +121,8 @@ class Daemon:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._lock = threading.Lock()
-        self._status: dict[str, Any] = {}
+        self._snapshot = Snapshot()  # replaced whole by the loop (_publish); the only thing other threads read
+        self._knobs: dict[str, Knob] = {}  # what an apply may set, as of the last (re)plan: the snapshot's copy
         self._beat_at = time.monotonic()
         self._backoff = 1.0
         self._old_handlers: dict[int, Any] = {}
@@ -213,6 +174,12 @@ class Daemon:
         self._stop.set()
         self._wake.set()
 
+    def request_reload(self) -> None:
+        """Reload the config file at the next check point (what SIGHUP does); safe from any thread or a
+        signal handler."""
+        self._reload.set()
+        self._wake.set()
+
     def _open(self) -> None:
         from tuner.boards.base import AnalyticBoard
         from tuner.boards.factory import open_board
@@ -259,11 +226,10 @@ class Daemon:
         wl = s.workloads[0]
         workload = open_workload(wl.name, self.board, time_scale=s.board.time_scale, options=wl.options)
         self.runner = TrialRunner(self.board, workload, self._explore_policy())
-        knobs = s.search.knobs()
         # the clocks and batch are searched where the board and workload offer them (unless the
         # settings name their values): a board without cpufreq is tuned without the CPU, and says so
-        defaults = tuple(k for k in (CPU_FREQ, GPU_FREQ, BATCH_SIZE) if knobs.get(k) is None)
-        self.space, not_searched = plan_space(self.runner, knobs, defaults)
+        self.space, not_searched = plan_space(self.runner, s.search.knobs(), s.search.optional())
+        self._refresh_knobs()
         note = space_doc(self.space, not_searched, self.board).get("note")
         if note:
             log.info("search space: %s", note)
@@ -297,6 +263,13 @@ class Daemon:
             self.ws = WorkloadState(wl.name, epoch=epoch, reason=reason,
                                     best=previous.best if previous and previous.best in self.space else None)
         self._save_state()
+
+    def _refresh_knobs(self) -> None:
+        """Keep what an apply may set (the board's and the workload's knobs) for the snapshot."""
+        assert self.runner is not None
+        knobs: dict[str, Knob] = {k.name: k for k in self.board.knobs()}
+        knobs.update({k.name: k for k in self.runner.workload_knobs()})
+        self._knobs = knobs
 
     def _close(self) -> list[str]:
         failures: list[str] = []
@@ -351,9 +324,8 @@ class Daemon:
                 continue  # the read-back at the top of the next turn acts on it
             except ConfigError as exc:  # the board now refuses the config (a power mode lowered its caps)
                 self.errors["knob"] += 1
-                self.ws.state = PAUSED
-                self.ws.reason = (f"{exc}; the board's own settings are kept: `edgetune control retune` "
-                                  "searches what the board allows now")
+                self._go(RELEASE, f"{exc}; the board's own settings are kept: `edgetune control retune` "
+                         "searches what the board allows now")
                 log.error("%s", self.ws.reason)
                 self._publish()
             except (HardwareError, OSError) as exc:  # a refused knob write, a sensor that stopped answering
@@ -366,7 +338,6 @@ class Daemon:
     def _explore(self) -> None:
         from tuner.cost import search_cost
         from tuner.search import measure_reference, parse_budget, search
-        from tuner.strategies import make_strategy
 
         ws, s = self.ws, self.settings
         assert ws is not None and self.runner is not None and self.store is not None
@@ -384,7 +355,6 @@ class Daemon:
         self._checkpoint()
         ref = reference.measurement
         ws.dvfs_epi_j = ref.energy_per_inference_j if ref.feasible else None
-        strategy = make_strategy(s.search.strategy, self.space, seed=s.search.seed + ws.epoch, start=ws.best)
         budget = parse_budget(s.search.budget, len(self.space))
         ws.trials_used = 0
 
@@ -399,8 +369,16 @@ class Daemon:
             self._checkpoint()
 
         prior = self._fleet_prior()
-        result = search(strategy, self.runner, self.objective, budget, run=run, reference=reference,
-                        on_step=on_step, prior=prior)
+        try:
+            # the strategy's model runs in a child process for this search only: its libraries (bo:
+            # scikit-optimize, scikit-learn, SciPy) never load here, so holding costs no memory for them
+            with RemoteStrategy(s.search.strategy, self.space, seed=s.search.seed + ws.epoch,
+                                start=ws.best) as strategy:
+                result = search(strategy, self.runner, self.objective, budget, run=run, reference=reference,
+                                on_step=on_step, prior=prior, stop_improvement=s.search.stop_improvement or None)
+        except StrategyProcessError as exc:
+            self._strategy_failed(exc)
+            return
         ws.searches += 1
         if result.fleet is not None:
             ws.fleet = result.fleet
@@ -409,20 +387,38 @@ class Daemon:
         explored, ws.payback_s = search_cost(result)
         ws.exploration = explored.to_dict()
         if result.best is None or result.best_trial is None:
-            ws.state, ws.reason = PAUSED, "no feasible config found; the board's own settings are back"
-            ws.applied = None
+            self._go(RELEASE, "no feasible config found; the board's own settings are back", let_go=True)
             self._restore()
             log.error("%s: %s", ws.name, ws.reason)
         else:
             m = result.best_trial.measurement
             ws.best, ws.best_epi_j, ws.best_repeats = result.best, m.energy_per_inference_j, len(
                 result.best_trial.repeats)
-            self._hold(result.best, manual=False, reason=f"best of {ws.trials_used} trials")
+            self._go(HOLD, f"best of {ws.trials_used} trials", config=result.best)
             log.info("holding %s: %s, %.3f mJ/inference (DVFS %s)", ws.name, result.best.to_json(),
                      m.energy_per_inference_j * 1e3,
                      f"{ws.dvfs_epi_j * 1e3:.3f}" if ws.dvfs_epi_j else "n/a")
         self._save_state()
         self._sync(force=True)
+        self._publish()
+
+    def _strategy_failed(self, exc: StrategyProcessError) -> None:
+        """The strategy's process died mid-search (killed, out of memory): hold the best config an earlier
+        search found, or give the board its own settings back and pause; either way say why."""
+        ws = self.ws
+        assert ws is not None
+        self.errors["strategy"] = self.errors.get("strategy", 0) + 1
+        again = "`edgetune control retune` searches again"
+        if ws.best is not None and ws.best in self.space:
+            self._go(HOLD, f"{exc}; holding the best config found before ({again})", config=ws.best)
+        else:
+            failures, _ = self._restore()
+            if failures:
+                self.errors["knob"] += 1
+                log.error("restore: %s", "; ".join(failures))
+            self._go(RELEASE, f"{exc}; the board's own settings are back ({again})", let_go=True)
+        log.error("%s: %s", ws.name, ws.reason)
+        self._save_state()
         self._publish()
 
     def _hold_window(self) -> None:
@@ -444,12 +440,13 @@ class Daemon:
         self._count_failure(m)
         checked = self.objective.check(m)
         violation = checked.failure if m.feasible and not checked.feasible else None
-        ws.last_window = _window_doc(m)
+        ws.last_window = window_doc(m)
         self._sync()  # when due: the record, and that this board is still there (last seen)
         stale = None if ws.manual else self.drift.observe(m, violation)
         if stale:
             log.warning("%s: %s; searching again", ws.name, stale)
-            self._start_search(stale)
+            self._go(SEARCH, stale)
+            self._save_state()
         self._publish()
         wait = self.settings.watch.interval_s
         if not m.feasible:
@@ -460,47 +457,56 @@ class Daemon:
             self._wait(wait)
 
     # --- state changes ----------------------------------------------------------------
-    def _hold(self, config: Config, *, manual: bool, reason: str) -> None:
-        ws = self.ws
-        assert ws is not None
-        ws.state, ws.applied, ws.manual, ws.reason = HOLDING, config, manual, reason
-        self.drift.reset()
-        self.board.apply(config.hardware())
+    def _go(self, event: str, reason: str, *, config: Config | None = None, manual: bool = False,
+            let_go: bool = False) -> None:
+        """The one place the state changes: where ``event`` leads comes from the table
+        (:func:`tuner.daemon.states.step`), then the event's action runs.
 
-    def _start_search(self, reason: str) -> None:
+        ``hold`` holds ``config`` (``manual``: applied by request, so no drift
+        watch); ``back`` re-holds the config safe or overridden interrupted
+        (the applied one, else the best; searching on when there is none);
+        ``hot`` applies the safe config; ``search`` re-plans the space and
+        starts a new epoch. ``let_go`` (``release``): nothing is held any more.
+        The state and reason are set before a config is applied, so a refused
+        write leaves the state it was going to and the loop retries it.
+        """
         ws = self.ws
         assert ws is not None
-        self._replan_space()
-        ws.epoch += 1
-        ws.state, ws.reason, ws.manual = EXPLORING, reason, False
-        self._save_state()
+        if event == BACK:
+            config = ws.applied or ws.best
+            manual = ws.manual and ws.applied is not None
+        if event == SEARCH:
+            self._replan_space()
+            ws.epoch += 1
+        before = ws.state
+        ws.state, ws.resume_state = step(ws.state, ws.resume_state, event, holdable=config is not None)
+        ws.reason = reason
+        log.debug("%s: %s -> %s on %s (%s)", ws.name, before, ws.state, event, reason)
+        if ws.state == HOLDING and event in (HOLD, BACK):
+            assert config is not None
+            ws.applied, ws.manual = config, manual
+            self.drift.reset()
+            self.board.apply(config.hardware())
+        elif event == SEARCH:
+            ws.manual = False
+        elif event == HOT:
+            self.board.apply(self._safe_config())
+        elif event == RELEASE and let_go:
+            ws.applied, ws.manual = None, False
 
     def _replan_space(self) -> None:
         """Re-read what the board offers before a new search: a power mode switched since the
         last one (nvpmodel, jtop) moves the clock caps, and the old space would ask for refused clocks."""
         from tuner.search import plan_space
 
-        knobs = self.settings.search.knobs()
-        defaults = tuple(k for k in (CPU_FREQ, GPU_FREQ, BATCH_SIZE) if knobs.get(k) is None)
         assert self.runner is not None
-        space, _ = plan_space(self.runner, knobs, defaults)
+        space, _ = plan_space(self.runner, self.settings.search.knobs(), self.settings.search.optional())
         if [k.to_dict() for k in space.knobs] != [k.to_dict() for k in self.space.knobs]:
             log.info("the board's search space changed (a power mode?); searching the new one")
             self.space = space
             self.spec["space"] = [k.to_dict() for k in space.knobs]
             self.spec_key = run_key(self.spec)
-
-    def _go_back(self, reason: str) -> None:
-        """Leave safe or overridden for the state they interrupted, re-applying a held config."""
-        ws = self.ws
-        assert ws is not None
-        ws.state, ws.reason = ws.resume_state, reason
-        if ws.state == HOLDING:
-            config = ws.applied or ws.best
-            if config is None:
-                ws.state = EXPLORING
-            else:
-                self._hold(config, manual=ws.manual and ws.applied is not None, reason=reason)
+        self._refresh_knobs()
 
     def _watch_knobs(self) -> None:
         """Read back every knob file edgetune wrote; act on a value another program wrote there.
@@ -521,7 +527,7 @@ class Daemon:
             # every file holds edgetune's value again (`jetson_clocks --restore`, a thermal cap lifted):
             # nothing is edgetune's to give back, so it carries on where it was interrupted
             log.info("%s: the outside change is undone; back to %s", ws.name, ws.resume_state)
-            self._go_back("the outside change was undone")
+            self._go(BACK, "the outside change was undone")
             self._save_state()
             self._publish()
             return
@@ -539,15 +545,12 @@ class Daemon:
             log.warning("%s: %s; re-applying the %s config", ws.name, what, "safe" if ws.state == SAFE else "held")
             self.fs.forget(c.path for c in changes)
             if ws.state == HOLDING and ws.applied is not None:
-                self._hold(ws.applied, manual=ws.manual, reason=ws.reason)
+                self._go(HOLD, ws.reason, config=ws.applied, manual=ws.manual)
             elif ws.state == SAFE:
-                self.board.apply(self._safe_config())
+                self.board.apply(self._safe_config())  # safe stays safe: its config again
             # exploring: the search's next trial applies its own config
         else:
-            if ws.state != SAFE:  # safe already remembers the state it interrupted
-                ws.resume_state = ws.state
-            ws.state = OVERRIDDEN
-            ws.reason = f"{what}; edgetune writes nothing until `edgetune control resume` or `retune`"
+            self._go(OUTSIDE, f"{what}; edgetune writes nothing until `edgetune control resume` or `retune`")
             log.warning("%s: %s", ws.name, ws.reason)
         self._save_state()
         self._publish()
@@ -568,6 +571,7 @@ class Daemon:
         return failures, skipped
 
     def _run_commands(self) -> None:
+        """Act on the commands the control threads queued, in order: each is one event (:meth:`_go`)."""
         ws = self.ws
         assert ws is not None
         while True:
@@ -578,24 +582,27 @@ class Daemon:
             cmd = req["cmd"]
             log.info("control: %s", cmd)
             if cmd == "pause":
-                if ws.state != SAFE:
-                    ws.state, ws.reason = PAUSED, "paused by request"
-                else:
-                    ws.resume_state = PAUSED
+                # while safe the heat reason stands; the pause takes effect once the board has cooled
+                self._go(PAUSE, "paused by request" if ws.state != SAFE else ws.reason)
             elif cmd == "resume":
                 self._adopt()
                 if ws.state == OVERRIDDEN and ws.resume_state in (HOLDING, EXPLORING):
-                    self._go_back("resumed by request")
+                    self._go(BACK, "resumed by request")
                 elif ws.best is not None:
-                    self._hold(ws.best, manual=False, reason="resumed by request")
+                    self._go(HOLD, "resumed by request", config=ws.best)
                 else:
-                    ws.state, ws.reason = EXPLORING, "resumed by request"
+                    self._go(CONTINUE, "resumed by request")
             elif cmd == "retune":
                 self._adopt()
-                self._start_search("retune requested")
+                self._go(SEARCH, "retune requested")
             elif cmd == "apply":
+                try:  # checked again here: the board's knobs may have changed since the socket checked it
+                    config = self._check_config(req["config"])
+                except (EdgetuneError, ProtocolError) as exc:
+                    log.error("control: apply refused: %s", exc)
+                    continue
                 self._adopt()
-                self._hold(req["_config"], manual=True, reason="applied by request")
+                self._go(HOLD, "applied by request", config=config, manual=True)
             elif cmd == "restore":
                 failures, skipped = self._restore()
                 if failures:
@@ -604,7 +611,7 @@ class Daemon:
                 reason = "board settings restored by request"
                 if skipped:
                     reason += f"; left {len(skipped)} file(s) as another program set them: {', '.join(skipped)}"
-                ws.state, ws.applied, ws.manual, ws.reason = PAUSED, None, False, reason
+                self._go(RELEASE, reason, let_go=True)
             self._save_state()
             self._publish()
 
@@ -613,16 +620,14 @@ class Daemon:
         ws, w = self.ws, self.settings.watch
         assert ws is not None
         temp = self._temperature()
-        if temp is not None and temp > w.temp_limit_c and ws.state not in (SAFE, OVERRIDDEN):
-            # overridden: another program owns the clocks now, and the kernel's own thermal limits still apply
-            ws.resume_state = ws.state
-            ws.state, ws.reason = SAFE, f"{temp:.1f} °C is above the {w.temp_limit_c:g} °C limit"
-            log.warning("%s: applying the safe config", ws.reason)
-            self.board.apply(self._safe_config())
+        if temp is not None and temp > w.temp_limit_c and allows(ws.state, HOT):
+            reason = f"{temp:.1f} °C is above the {w.temp_limit_c:g} °C limit"
+            log.warning("%s: applying the safe config", reason)
+            self._go(HOT, reason)
             self._publish()
         elif ws.state == SAFE and (temp is None or temp <= w.temp_limit_c - w.temp_hysteresis_c):
             log.info("cooled to %s; back to %s", "n/a" if temp is None else f"{temp:.1f} °C", ws.resume_state)
-            self._go_back("cooled down")
+            self._go(BACK, "cooled down")
             self._publish()
         if ws.state == SAFE:
             self._wait(1.0)
@@ -672,44 +677,37 @@ class Daemon:
 
     # --- control socket (runs on the server's threads) ----------------------------------------
     def _handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Answer one control request on a socket thread: from the published snapshot only (read once, so
+        every part of the answer is of one moment); a command is queued to the loop, never run here."""
+        snap = self._snapshot
         cmd = req["cmd"]
         if cmd == "status":
-            with self._lock:
-                status = dict(self._status)
-            if not status:
+            if not snap.status:
                 return {"ok": True, "status": {"starting": True, "pid": os.getpid(), "workloads": []}}
+            status = dict(snap.status)
             status["uptime_s"] = round(time.time() - self.started, 1)
             return {"ok": True, "status": status}
-        if self.ws is None or self.runner is None:
+        if not snap.ready:
             raise ProtocolError("the daemon is still starting; try again in a moment")
         if cmd == "apply":
-            req = {**req, "_config": self._check_config(req["config"])}
+            snap.check(req["config"])  # a prompt answer for a bad knob or value; the loop checks again
         self._commands.put(req)
         self._wake.set()
         return {"ok": True, "accepted": cmd, "note": "takes effect after the measurement under way"}
 
+    # --- the loop's side of a command ---------------------------------------------------------
     def _check_config(self, given: dict[str, Any]) -> Config:
-        """A requested config, completed from the held one and checked against every knob's domain."""
+        """A requested config checked against every knob's domain as the board offers it now, and completed
+        from the held one (else the DVFS reference). Runs in the loop."""
         assert self.ws is not None and self.runner is not None
-        knobs: dict[str, Knob] = {k.name: k for k in self.board.knobs()}
-        knobs.update({k.name: k for k in self.runner.workload_knobs()})
-        for name, value in given.items():
-            if name not in knobs:
-                raise ProtocolError(f"unknown knob {name!r}; knobs here: {', '.join(sorted(knobs))}")
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ProtocolError(f"{name}: a value is a number or a string, not {type(value).__name__}")
-            try:
-                knobs[name].validate(value)
-            except EdgetuneError as exc:
-                raise ProtocolError(str(exc)) from None
+        self._refresh_knobs()
+        check_values(given, self._knobs)
         base = self.ws.applied or self.ws.best
         if base is None:
             from tuner.search import reference_config
 
             base = reference_config(self.runner, self.space)
-        merged = dict(base.to_dict())
-        merged.update(given)
-        return Config(merged)
+        return complete(given, base)
 
     # --- helpers ----------------------------------------------------------------------------
     def _checkpoint(self) -> None:
@@ -764,8 +762,8 @@ class Daemon:
             tot["exploration_j"] += energy
         m = trial.measurement
         if m.feasible and m.time_s > 0:
-            tot["power_w"] = _round(m.avg_power_w)
-            tot["rails_w"] = _rails_w(m)
+            tot["power_w"] = rounded(m.avg_power_w)
+            tot["rails_w"] = rails_w(m)
 
     def _start_metrics(self) -> None:
         """The Prometheus exporter, when [metrics] is on; a port it cannot bind is logged and counted, not fatal."""
@@ -805,9 +803,13 @@ class Daemon:
             self._metrics_failing = False
 
     def status_snapshot(self) -> dict[str, Any]:
-        """The latest published status (any thread)."""
-        with self._lock:
-            return dict(self._status)
+        """The latest published status document (any thread)."""
+        return dict(self._snapshot.status)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The latest published :class:`~tuner.daemon.snapshot.Snapshot` (any thread)."""
+        return self._snapshot
 
     def _explore_policy(self) -> RunPolicy:
         s = self.settings.search
@@ -881,30 +883,11 @@ class Daemon:
         return prior
 
     def _publish(self) -> None:
-        """Replace the status snapshot the socket serves (built here, read there)."""
+        """Build the status document and replace the snapshot the control threads read (one assignment)."""
         ws = self.ws
         workloads = []
         if ws is not None:
-            saving = None
-            if ws.best_epi_j and ws.dvfs_epi_j:
-                saving = 1.0 - ws.best_epi_j / ws.dvfs_epi_j
-            workloads.append({
-                "name": ws.name, "state": ws.state, "reason": ws.reason, "epoch": ws.epoch,
-                "applied": ws.applied.to_dict() if ws.applied else None, "manual": ws.manual,
-                "best": ws.best.to_dict() if ws.best else None,
-                "best_energy_per_inference_mj": _mj(ws.best_epi_j), "best_repeats": ws.best_repeats,
-                "dvfs_energy_per_inference_mj": _mj(ws.dvfs_epi_j),
-                "saving_vs_dvfs": None if saving is None else round(saving, 4),
-                "trials_used": ws.trials_used, "searches": ws.searches, "windows": ws.windows,
-                "exploration": ws.exploration,
-                "payback_s": None if ws.payback_s is None else round(ws.payback_s, 1),
-                "power_w": ws.last_window.get("power_w"), "throughput_ips": ws.last_window.get("throughput_ips"),
-                "last_window": ws.last_window,
-                "on_external_change": self.settings.watch.on_external_change,
-                "external_changes": ws.external_changes, "last_external_change": ws.last_external,
-                "measured": {**self.measured, "rails_w": dict(self.measured["rails_w"])},
-                "fleet": ws.fleet,
-            })
+            workloads.append(workload_doc(ws, self.measured, self.settings.watch.on_external_change))
         info = self.board.info if self.board is not None else None
         doc = {
             "version": __version__, "pid": os.getpid(), "started": self.started,
@@ -923,8 +906,8 @@ class Daemon:
             if self.metrics is not None else None,
             "store": self._store_status(),
         }
-        with self._lock:
-            self._status = doc
+        self._snapshot = Snapshot(status=MappingProxyType(doc), knobs=MappingProxyType(dict(self._knobs)),
+                                  ready=ws is not None and self.runner is not None)
         if self.metrics is not None:
             self._write_metrics(changed=True)
         line = self._status_line()
@@ -981,8 +964,7 @@ class Daemon:
             raise KeyboardInterrupt(signal.Signals(signum).name)
 
         def reload(signum: int, frame: FrameType | None) -> None:
-            self._reload.set()
-            self._wake.set()
+            self.request_reload()
 
         for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
             try:
@@ -1006,28 +988,3 @@ def _describe(changes: list[ExternalChange]) -> str:
     c = changes[0]
     more = f" and changed {len(changes) - 1} more file(s)" if len(changes) > 1 else ""
     return f"another program wrote {c.found} to {c.path} (edgetune had written {c.written}){more}"
-
-
-def _mj(joules: float | None) -> float | None:
-    return None if joules is None or not math.isfinite(joules) else round(joules * 1e3, 4)
-
-
-def _window_doc(m: Measurement) -> dict[str, Any]:
-    if not m.feasible:
-        return {"feasible": False, "failure": m.failure}
-    return {"feasible": True, "power_w": _round(m.avg_power_w), "throughput_ips": _round(m.throughput_ips),
-            "energy_per_inference_mj": _mj(m.energy_per_inference_j),
-            "batch_latency_p95_ms": _round(m.batch_latency_p95_s * 1e3), "simulated": m.simulated,
-            "rails_w": _rails_w(m)}
-
-
-def _rails_w(m: Measurement) -> dict[str, float]:
-    """Average power per rail over a measurement (the rails' joules over its seconds)."""
-    if not m.time_s > 0:
-        return {}
-    return {name: round(j / m.time_s, 4) for name, j in m.rail_energy_j.items() if math.isfinite(j)}
-
-
-def _round(v: float) -> float | None:
-    return round(v, 4) if math.isfinite(v) else None
-

@@ -83,12 +83,15 @@ class ObjectiveSettings(_Section):
 class SearchSettings(_Section):
     """``[search]``: strategy, budget, the work per trial and which knob values are searched."""
 
-    strategy: str = "ogd"
+    strategy: str = "bo"  # economical (early stop, racing): see tuner.search.search; ogd runs online too
     budget: str = "10%"  # a trial count ("40") or a share of the space ("10%")
     seed: int = 0
     inferences: int = Field(3200, ge=1)  # per repeat while exploring
-    repeats: int = Field(3, ge=1)
-    max_repeats: int = Field(6, ge=1)
+    repeats: int = Field(2, ge=1)  # until they agree; a config clearly worse than the best gets one (racing)
+    max_repeats: int = Field(4, ge=1)
+    # stop before the budget once no config has a fair chance of beating the best by more than
+    # this share (tuner.search.search); 0 spends the budget and repeats every config
+    stop_improvement: float = Field(0.01, ge=0, lt=1)
     timeout: Optional[str] = None  # a repeat that runs longer is infeasible
     cpu_freqs: Optional[List[str]] = None  # narrow the searched steps; default: every device step
     gpu_freqs: Optional[List[str]] = None
@@ -142,14 +145,24 @@ class SearchSettings(_Section):
         return self
 
     def knobs(self) -> dict[str, tuple | None]:
-        from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ
+        """The searched knobs and their values (None: the device's or workload's whole domain);
+        unnamed batch sizes are the default ones, as for ``tune`` (:data:`tuner.config.DEFAULT_BATCH_SIZES`)."""
+        from tuner.config import BATCH_SIZE, CPU_FREQ, DEFAULT_BATCH_SIZES, GPU_FREQ
 
         return {
             CPU_FREQ: tuple(parse_freq(str(t), "kHz") for t in self.cpu_freqs) if self.cpu_freqs else None,
             GPU_FREQ: tuple(parse_freq(str(t), "Hz") for t in self.gpu_freqs) if self.gpu_freqs else None,
-            BATCH_SIZE: tuple(self.batch_sizes) if self.batch_sizes else None,
+            BATCH_SIZE: tuple(self.batch_sizes) if self.batch_sizes else DEFAULT_BATCH_SIZES,
             **{name: tuple(values) or None for name, values in self.workload_knobs.items()},
         }
+
+    def optional(self) -> tuple[str, ...]:
+        """The knobs of :meth:`knobs` that are defaults, not named: searched where the board and
+        workload offer them, left out (and said so) where not (:func:`tuner.search.plan_space`)."""
+        from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ
+
+        return tuple(name for name, given in ((CPU_FREQ, self.cpu_freqs), (GPU_FREQ, self.gpu_freqs),
+                                              (BATCH_SIZE, self.batch_sizes)) if not given)
 
 
 class WatchSettings(_Section):
