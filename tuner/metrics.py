@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tuner.boards.thermal import PLACEHOLDER_ZONES  # zones that read a constant, not a temperature
-from tuner.daemon.service import EXPLORING, HOLDING, STATES  # one edgetune_state series per state
+from tuner.daemon.states import EXPLORING, HOLDING, STATES  # one edgetune_state series per state
 
 log = logging.getLogger("edgetune.metrics")
 
