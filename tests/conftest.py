@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,27 @@ def nano(make_tree) -> Path:
 @pytest.fixture
 def nano_fs(nano: Path) -> Sysfs:
     return Sysfs(nano)
+
+
+# --- a daemon under test, through its socket ------------------------------------------------
+def until(predicate, what: str = "condition", timeout: float = 60.0, every: float = 0.02):
+    """Poll ``predicate`` until it returns something true (returned), or fail naming ``what``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def workload_status(sock: Path) -> dict:
+    """The first workload's status from a daemon's socket; {} while the socket is not up yet."""
+    from tuner.daemon.protocol import request
+    from tuner.errors import EdgetuneError
+
+    try:
+        doc = request(sock, {"cmd": "status"})["status"]
+    except EdgetuneError:
+        return {}
+    return doc["workloads"][0] if doc.get("workloads") else {}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from conftest import until, workload_status
 from tuner.config import Knob
 from tuner.daemon import states
 from tuner.daemon.protocol import ProtocolError, request
@@ -98,20 +98,7 @@ def test_control_threads_answer_from_the_snapshot_and_only_the_loop_touches_the_
     sock = tmp_path / "ctl.sock"
 
     def workload() -> dict:
-        try:
-            doc = request(sock, {"cmd": "status"})["status"]
-        except EdgetuneError:
-            return {}
-        return doc["workloads"][0] if doc.get("workloads") else {}
-
-    def until(predicate, what: str, timeout: float = 60.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
+        return workload_status(sock)
 
     try:
         until(lambda: workload().get("state") == "holding", "holding")

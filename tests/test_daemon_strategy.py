@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import until, workload_status
 from tuner.config import Config, Knob, Space
 from tuner.daemon.strategy_process import RemoteStrategy, StrategyProcessError, portable_space
 from tuner.errors import ConfigError
@@ -178,20 +179,7 @@ def test_a_killed_strategy_process_leaves_the_daemon_serving_with_the_board_rest
     sock = tmp_path / "ctl.sock"
 
     def workload() -> dict:
-        try:
-            doc = request(sock, {"cmd": "status"})["status"]
-        except Exception:
-            return {}
-        return doc["workloads"][0] if doc.get("workloads") else {}
-
-    def until(predicate, what, timeout=60.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
+        return workload_status(sock)
 
     def kill_the_search():
         pids = until(lambda: workload().get("state") == "exploring" and _strategy_children(), "a running search")

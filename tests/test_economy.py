@@ -6,11 +6,11 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import until, workload_status
 from tuner.boards.factory import open_board
 from tuner.cli.main import app
 from tuner.objective import Objective
@@ -128,7 +128,6 @@ def test_the_default_daemon_holds_within_2_percent_after_half_an_hour_of_explora
     """The issue's goal for the daemon: default [search] settings, simulated Nano x AlexNet."""
     import threading
 
-    from tuner.daemon.protocol import request
     from tuner.daemon.service import Daemon
     from tuner.daemon.settings import parse_settings
 
@@ -140,19 +139,10 @@ def test_the_default_daemon_holds_within_2_percent_after_half_an_hour_of_explora
     d = Daemon(settings)
     t = threading.Thread(target=d.run)
     t.start()
+    sock = tmp_path / "ctl.sock"
     try:
-        held = None
-        for _ in range(1200):
-            try:
-                doc = request(tmp_path / "ctl.sock", {"cmd": "status"})["status"]
-                wl = (doc.get("workloads") or [{}])[0]
-                if wl.get("state") == "holding":
-                    held = wl
-                    break
-            except Exception:
-                pass
-            time.sleep(0.1)
-        assert held is not None, "the daemon never held a config"
+        held = until(lambda: workload_status(sock).get("state") == "holding" and workload_status(sock), "holding",
+                     timeout=120)
     finally:
         d.request_stop()
         t.join(timeout=60)
