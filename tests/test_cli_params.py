@@ -42,7 +42,7 @@ def seen(monkeypatch) -> dict[str, Any]:
 
     monkeypatch.setattr("tuner.cli.searching.run_search_command", search)
     monkeypatch.setattr("tuner.cli.status.request", send)
-    monkeypatch.setattr("tuner.session.Session.open", staticmethod(session_open))
+    monkeypatch.setattr("tuner.app.Session.open", staticmethod(session_open))
     return got
 
 

@@ -34,7 +34,7 @@ def _search(strategy_name: str, seed: int, remote: bool, stop_improvement: float
     from tuner.boards.factory import open_board
     from tuner.runner import RunPolicy, TrialRunner
     from tuner.search import measure_reference, plan_space, search
-    from tuner.session import open_workload
+    from tuner.app import open_workload
     from tuner.strategies import make_strategy
 
     board = open_board("sim:jetson-nano", "/", seed=seed)

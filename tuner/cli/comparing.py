@@ -1,4 +1,5 @@
-"""Body of ``edgetune compare``: governors vs the tuned config, in one session."""
+"""``edgetune compare``: its tuned-config options parsed and its document rendered; the work is
+:func:`tuner.app.run_compare`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.cli.params import knob_value, parse_assignments
-from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
+from tuner.config import Config
 from tuner.errors import ConfigError
-from tuner.objective import Objective, check_power_sensors
 from tuner.runner import RunPolicy
 
 
@@ -43,67 +43,18 @@ def run_compare_command(*, board: str, root: Path, workload: str, governors: str
                         budget: str | None, policy: RunPolicy, out: Path | None, seed: int, plots: bool,
                         time_scale: float, options: dict[str, Any] | None = None,
                         noise: Any = None, store: str | None = None) -> dict[str, Any]:
-    """Open the board, tune (or take the tuned config), then run every governor and the tuned config:
-    the ``compare`` document (also written as compare.json beside the plots)."""
-    from dataclasses import replace
-
-    from governors.base import Governor
-    from governors.compare import GOVERNOR_ROLE, compare, measure_governor
-    from governors.kernel import kernel_governors
-    from governors.online import run_online
+    """The tuned config from ``--tuned``/``--config`` (or a tune first), then :func:`tuner.app.run_compare`
+    with the progress bar: the ``compare`` document (also written as compare.json beside the plots)."""
+    from tuner.app import run_compare
     from tuner.cli.searching import Progress
-    from tuner.report import finite_json, plot_compare
-    from tuner.search import parse_budget, search
-    from tuner.session import Session
-    from tuner.strategies import make_strategy, strategy_class
+    from tuner.strategies import strategy_class
 
     strategy_class(strategy)
     given = tuned_from(tuned_dir, config_text)
-    policy = replace(policy, rate_ips=rate)
-    # fixed work: energy per inference; rate-driven: average power while keeping up
-    objective = Objective("power") if rate else Objective("energy")
-    knobs: dict[str, tuple | None] = {CPU_FREQ: None, GPU_FREQ: None, BATCH_SIZE: (batch_size,)}
-    spec = {"rate_ips": rate, "strategy": strategy, "seed": seed, "tuned": given.to_json() if given else None,
-            **({"options": options} if options else {}), **({"noise": noise.describe()} if noise else {})}
-    # the tune searches the clocks the board offers (a board without cpufreq: the GPU alone)
-    with Session.open(kind="compare", board=board, root=root, workload=workload, knobs=knobs, policy=policy,
-                      out=out, seed=seed, spec=spec, time_scale=time_scale, options=options,
-                      optional=(CPU_FREQ, GPU_FREQ), noise=noise, store=store, objective=objective) as session:
-        check_power_sensors(session.board, objective, "compare")  # every row is energy: the board must measure it
-        govs = kernel_governors(session.board, governors)
-        workload_part = Config({BATCH_SIZE: batch_size})
-        runner = session.runner
-        tune_trials = 0
-        if given is None:
-            n = parse_budget(budget, len(session.space))
-            strat = make_strategy(strategy, session.space, seed=seed)
-            with Progress(f"tune {workload} ({strategy})", n) as bar:
-                result = search(strat, runner, objective, n, run=session.run, on_step=lambda s: bar.advance())
-            if result.best is None:
-                raise ConfigError("the tune found no feasible config to compare (at this rate nothing keeps up)"
-                                  if rate else "the tune found no feasible config to compare")
-            given, tune_trials = result.best, len(result.steps)
-        tuned_config = given if BATCH_SIZE in given else given.replace(**{BATCH_SIZE: batch_size})
-        with Progress("compare", len(govs) + 1 + int(online)) as bar:
-            tuned = measure_governor(runner, Governor.pinned(tuned_config), tuned_config.workload(), session.run)
-            bar.advance()
-            online_result = None
-            if online:
-                online_result = run_online(runner, session.space, objective, seed=seed,
-                                           start=Config({BATCH_SIZE: batch_size}))
-                bar.advance()
-            doc = compare(runner, govs, tuned, workload_part, run=session.run, online=online_result,
-                          progress=lambda name: bar.advance(description=f"compare {name}"))
-        doc = {"board": session.board_name, "workload": workload, "simulated": bool(session.board.info.simulated),
-               "batch_size": batch_size, **doc, "tune_trials": tune_trials, "run_dir": str(session.out_dir),
-               "governor_role": GOVERNOR_ROLE, "not_searched": session.not_searched,
-               **({"noise": session.board.noise.describe()} if hasattr(session.board, "noise") else {})}
-        doc = finite_json(doc)
-        if plots:
-            drawn = plot_compare(session.out_dir, doc)
-            doc["plots"] = [p.name for p in drawn] if isinstance(drawn, list) else drawn
-        (session.out_dir / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
-    return doc
+    return run_compare(board=board, root=root, workload=workload, governors=governors, given=given, rate=rate,
+                       online=online, batch_size=batch_size, strategy=strategy, budget=budget, policy=policy,
+                       out=out, seed=seed, plots=plots, time_scale=time_scale, options=options, noise=noise,
+                       store=store, progress=Progress)
 
 
 def render_compare(doc: dict[str, Any]) -> None:

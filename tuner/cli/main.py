@@ -621,7 +621,7 @@ def run(
     from tuner.config import BATCH_SIZE, CPU_FREQ, GPU_FREQ, Config
     from tuner.errors import BoardNotFound
     from tuner.runner import RunPolicy, TrialRunner
-    from tuner.session import open_workload
+    from tuner.app import open_workload
     from tuner.units import parse_freq
 
     try:
@@ -712,7 +712,7 @@ def fleet(
     `--json` gives {"store", "schema_version", "boards": [{board_id, host, board, model, l4t, workload,
     simulated, kind, state, held, saving_vs_dvfs, trials, runs, last_seen, warm_start}]}."""
     from tuner.fleet import fleet_doc, render_fleet
-    from tuner.session import STORE_NAME, state_dir
+    from tuner.app import STORE_NAME, state_dir
     from tuner.store import Store
 
     from tuner.store import sqlite_path, store_url

@@ -1,9 +1,10 @@
-"""Bodies of ``edgetune sweep``, ``tune`` and ``bench``: thin shells over the Search flow.
+"""``edgetune sweep``, ``tune``, ``bench`` and ``import``: their options parsed, their documents rendered.
 
-``main.py`` declares the options; these functions open a :class:`Session`,
-run :func:`tuner.search.search` with the chosen strategy, write the run
-directory and print. Progress goes to stderr so that ``--json`` output on
-stdout stays clean.
+``main.py`` declares the options; these functions turn them into the core's
+objects (objective, knobs, policy, noise) and hand them to the application
+layer (:func:`tuner.app.run_search`), which opens the board, runs the search
+and writes the run directory. Progress goes to stderr so that ``--json``
+output on stdout stays clean.
 """
 
 from __future__ import annotations
@@ -114,93 +115,16 @@ def run_search_command(*, kind: str, strategy: str, budget: str | None, board: s
                        time_scale: float = 1.0, options: dict[str, Any] | None = None,
                        optional: tuple[str, ...] = (), noise: Any = None, store: str | None = None,
                        stop_improvement: float | None = None) -> dict[str, Any]:
-    """Shared by sweep (strategy ``sweep``, whole space) and tune; returns the summary document.
+    """Shared by sweep (strategy ``sweep``, whole space) and tune: :func:`tuner.app.run_search` with the
+    progress bar on stderr; returns the summary document.
 
-    ``store`` is ``--store URL`` (default: the run directory's SQLite file); a tune with a shared
-    store starts warm from the trials of identical boards in it (:mod:`tuner.fleet`).
+    ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`)."""
+    from tuner.app import run_search
 
-    ``optional`` names the knobs of ``knobs`` that are defaults (see :func:`make_knobs`).
-    ``stop_improvement`` makes the search economical (early stop, racing repeats: see
-    :func:`tuner.search.search`); None spends the budget."""
-    from tuner.report import finite_json, plot_topology, summarize, write_summary
-    from tuner.search import (can_measure, check_recorded, measure_reference, parse_budget, reference_config,
-                              search, space_doc)
-    from tuner.objective import check_power_sensors
-    from tuner.session import Session
-    from tuner.sim.model import model_label
-    from tuner.strategies import make_strategy, strategy_class
-
-    strategy_class(strategy)  # an unknown name fails before anything is opened
-    spec = {"strategy": strategy, "seed": seed, "objective": objective.to_dict(), **({"options": options}
-                                                                                     if options else {}),
-            **({"noise": noise.describe()} if noise is not None else {})}
-    with Session.open(kind=kind, board=board, root=root, workload=workload, knobs=knobs, policy=policy, out=out,
-                      seed=seed, spec=spec, time_scale=time_scale, options=options, optional=optional,
-                      noise=noise, store=store, objective=objective) as session:
-        space = session.space
-        check_recorded(session.board, objective)
-        check_power_sensors(session.board, objective)  # no power monitor (Nano 2GB): energy is refused
-        n = parse_budget(budget, len(space)) if kind != "sweep" else len(space) + strategy_class("sweep").confirm
-        strat = make_strategy(strategy, space, seed=seed)
-        # a sweep maps every batch size, so it measures DVFS at each of them (the
-        # reference study's per-batch comparison); a tune needs only the default
-        batches = space.knob(BATCH_SIZE).values if kind == "sweep" and BATCH_SIZE in space.names else (None,)
-        # a recording made elsewhere (edgetune import) may hold no DVFS reference: then there is none
-        has_reference = can_measure(session.runner, reference_config(session.runner, space))
-        if not has_reference and objective.needs_reference:
-            raise ConfigError(f"the {objective.name} objective needs the DVFS reference, which this recording "
-                              "does not hold; use --objective energy, time, edp or ed2p")
-        with Progress(f"{kind} {workload}", n + len(batches)) as bar:
-            per_batch_ref = {}
-            for b in batches:
-                if can_measure(session.runner, reference_config(session.runner, space, b)):
-                    per_batch_ref[b] = measure_reference(session.runner, space, session.run, b)
-                bar.advance()
-            # the default batch's reference was measured above (the same config): measuring it
-            # again would cost a whole trial on a board
-            default_ref = reference_config(session.runner, space)
-            reference = next((tr for tr in per_batch_ref.values() if tr.config == default_ref), None)
-            if reference is None and has_reference:
-                reference = measure_reference(session.runner, space, session.run)
-            result = search(strat, session.runner, objective, n, run=session.run, reference=reference,
-                            prior=session.prior() if kind == "tune" else None,
-                            on_step=lambda step: bar.advance(), stop_improvement=stop_improvement)
-        measured_now = sum(1 for s in result.steps if not s.reused)
-        summary = summarize(kind=kind, board=session.board_name, workload=workload,
-                            simulated=bool(session.board.info.simulated), objective=objective,
-                            space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
-                            references={b: t for b, t in per_batch_ref.items() if b is not None})
-        summary["space"] = space_doc(space, session.not_searched, session.board)
-        summary["stopped"] = result.stopped
-        if stop_improvement is not None:
-            summary["stop_improvement"] = stop_improvement
-        if hasattr(session.board, "noise"):  # an analytic simulated board: say what noise its numbers carry
-            summary["noise"] = session.board.noise.describe()
-        summary.update(model_label(session.board))  # a simulated board: its model's source, extrapolated or not
-        if not has_reference:
-            summary["space"]["no_reference"] = "the recording holds no DVFS reference: no saving is quoted"
-        summary["run_dir"] = str(session.out_dir)
-        if session.shared:  # a store given by URL: where the trials are, this board's id, the warm start
-            summary.update(store=session.store.display, board_id=session.identity.board_id, fleet=result.fleet)
-            session.run.set_fleet(result.fleet)
-        session.run.set_summary(summary)
-        rows = session.run.export_csv(session.out_dir / "trials.csv")
-        summary["trials_csv_rows"] = rows
-        if plots:
-            drawn = plot_topology(session.out_dir, result, workload, session.board_name,
-                                  bool(session.board.info.simulated),
-                                  {b: t for b, t in per_batch_ref.items() if b is not None})
-            summary["plots"] = [p.name for p in drawn] if isinstance(drawn, list) else drawn
-        write_summary(session.out_dir, summary)
-        summary = finite_json(summary)  # --json prints null, never NaN, where a recording lacks a quantity
-        board_obj = session.board
-    # the session has restored the board; now hold the best config if asked
-    if apply_best:
-        if result.best is None:
-            raise ConfigError("no feasible config was found; nothing to apply")
-        board_obj.apply(result.best.hardware())
-        summary["applied"] = result.best.hardware().to_dict()
-    return summary
+    return run_search(kind=kind, strategy=strategy, budget=budget, board=board, root=root, workload=workload,
+                      knobs=knobs, objective=objective, policy=policy, out=out, seed=seed, apply_best=apply_best,
+                      plots=plots, time_scale=time_scale, options=options, optional=optional, noise=noise,
+                      store=store, stop_improvement=stop_improvement, progress=Progress)
 
 
 def _fmt(value: float | None, spec: str) -> str:

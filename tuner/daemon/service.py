@@ -67,6 +67,7 @@ from types import FrameType, MappingProxyType
 from typing import Any
 
 from tuner import __version__
+from tuner.app import STORE_NAME, board_name, restore_signals, start_live_sim, trap_signals
 from tuner.boards.thermal import hottest
 from tuner.config import CPU_FREQ, GPU_FREQ, Config, Knob
 from tuner.daemon.control import ControlServer
@@ -91,7 +92,6 @@ __all__ = ["Daemon", "WorkloadState", "STATES", "EXPLORING", "HOLDING", "PAUSED"
            "YIELD", "REASSERT", "STORE_NAME"]
 
 YIELD, REASSERT = "yield", "reassert"  # watch.on_external_change
-STORE_NAME = "edgetune.sqlite"
 MAX_BACKOFF_S = 30.0
 ANALYTIC_WINDOW_CAP_S = 5.0  # an analytic board's window "takes" its simulated time, at most this long
 
@@ -181,7 +181,6 @@ class Daemon:
         self._wake.set()
 
     def _open(self) -> None:
-        from tuner.boards.base import AnalyticBoard
         from tuner.boards.factory import open_board
 
         s = self.settings
@@ -202,14 +201,9 @@ class Daemon:
             log.warning("left %d setting(s) as another program set them after the earlier run", skipped)
         if fs is not None:
             fs.check_before_write = True  # never write over another program's value unnoticed
-        info = self.board.info
-        self.board_name = info.profile or info.kind
-        if isinstance(self.board, AnalyticBoard):
-            self.board_name = f"sim:{self.board_name}" if info.simulated else f"replay:{self.board_name}"
-        elif s.board.live_sim and info.simulated and info.extra.get("root"):
-            from tuner.sim.live import LiveSimulator
-
-            self._live = LiveSimulator(info.extra["root"], seed=s.search.seed).start()
+        self.board_name = board_name(self.board, s.board.spec, by_flag=True)  # its state key: by the flag
+        if s.board.live_sim:
+            self._live = start_live_sim(self.board, s.search.seed)
         state_dir = s.state_path()
         self.store = Store(state_dir / STORE_NAME)
         self._open_fleet(state_dir)
@@ -220,7 +214,7 @@ class Daemon:
     def _open_workload(self) -> None:
         """The workload, its runner and space, and its state (resumed from the store if the settings match)."""
         from tuner.search import plan_space, space_doc
-        from tuner.session import open_workload
+        from tuner.app import open_workload
 
         s = self.settings
         wl = s.workloads[0]
@@ -336,8 +330,9 @@ class Daemon:
                 self._backoff = min(MAX_BACKOFF_S, self._backoff * 2)
 
     def _explore(self) -> None:
+        from tuner.app import explore
         from tuner.cost import search_cost
-        from tuner.search import measure_reference, parse_budget, search
+        from tuner.search import parse_budget
 
         ws, s = self.ws, self.settings
         assert ws is not None and self.runner is not None and self.store is not None
@@ -348,15 +343,16 @@ class Daemon:
         self.runner.policy = self._explore_policy()
         log.info("exploring %s (epoch %d: %s)", ws.name, ws.epoch, ws.reason)
         self.notifier.status(f"exploring {ws.name}: {ws.reason}")
-        measured = self.runner.measured
-        reference = measure_reference(self.runner, self.space, run)
-        if self.runner.measured != measured:  # measured now, not taken from the store
-            self._account(reference, exploring=True)
-        self._checkpoint()
-        ref = reference.measurement
-        ws.dvfs_epi_j = ref.energy_per_inference_j if ref.feasible else None
-        budget = parse_budget(s.search.budget, len(self.space))
-        ws.trials_used = 0
+        budget = parse_budget(s.search.budget, len(self.space))  # checked when the settings were loaded
+
+        def on_reference(reference: Any, measured_now: bool) -> None:
+            """The DVFS reference (None: a recording without one), before the search's first trial."""
+            if reference is not None and measured_now:  # measured now, not taken from the store
+                self._account(reference, exploring=True)
+            self._checkpoint()
+            ref = reference.measurement if reference is not None else None
+            ws.dvfs_epi_j = ref.energy_per_inference_j if ref is not None and ref.feasible else None
+            ws.trials_used = 0
 
         def on_step(step: Any) -> None:
             ws.trials_used = step.index + 1
@@ -368,14 +364,15 @@ class Daemon:
             self._publish()
             self._checkpoint()
 
-        prior = self._fleet_prior()
-        try:
+        def strategy() -> RemoteStrategy:
             # the strategy's model runs in a child process for this search only: its libraries (bo:
             # scikit-optimize, scikit-learn, SciPy) never load here, so holding costs no memory for them
-            with RemoteStrategy(s.search.strategy, self.space, seed=s.search.seed + ws.epoch,
-                                start=ws.best) as strategy:
-                result = search(strategy, self.runner, self.objective, budget, run=run, reference=reference,
-                                on_step=on_step, prior=prior, stop_improvement=s.search.stop_improvement or None)
+            return RemoteStrategy(s.search.strategy, self.space, seed=s.search.seed + ws.epoch, start=ws.best)
+
+        try:
+            result = explore(self.runner, self.space, self.objective, strategy, budget, run=run,
+                             prior=self._fleet_prior, on_reference=on_reference, on_step=on_step,
+                             stop_improvement=s.search.stop_improvement or None).result
         except StrategyProcessError as exc:
             self._strategy_failed(exc)
             return
@@ -966,11 +963,8 @@ class Daemon:
         def reload(signum: int, frame: FrameType | None) -> None:
             self.request_reload()
 
-        for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
-            try:
-                self._old_handlers[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread (tests drive request_stop instead)
-                pass
+        # outside the main thread (tests) nothing is trapped: they drive request_stop instead
+        self._old_handlers = trap_signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload})
 
     def _ignore_signals(self) -> None:
         """While restoring, a second SIGTERM must not cut the restore short."""
@@ -978,9 +972,7 @@ class Daemon:
             signal.signal(sig, signal.SIG_IGN)
 
     def _restore_signal_handlers(self) -> None:
-        for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
-        self._old_handlers.clear()
+        restore_signals(self._old_handlers)
 
 
 def _describe(changes: list[ExternalChange]) -> str:

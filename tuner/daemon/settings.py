@@ -298,7 +298,7 @@ class Settings(_Section):
     def state_path(self) -> Path:
         if self.daemon.state_dir is not None:
             return self.daemon.state_dir
-        from tuner.session import state_dir
+        from tuner.app import state_dir
 
         return state_dir(self.board.root)
 
