@@ -32,7 +32,10 @@ config), "beat" is on the other measure, the regret at the budget; each document
 
 The JSON is printed; ``--out FILE`` also writes it there, ``--save`` to its place in
 ``benchmarks/results/`` (``strategies.json``, ``strategies_noise005.json``,
-``strategies_noise010.json``, ``strategies_real_<csv name>.json``).
+``strategies_noise010.json``, ``strategies_real_<csv name>.json``). A simulated table is
+written after every surface (``"complete": false`` until the last): a stopped run keeps
+what it measured, and ``--resume`` (same table, seeds and strategies) benches only the
+surfaces it lacks. ``--markdown FILE`` prints a saved table as README shows it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import math
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tuner.bench import BenchSpec, run_bench
@@ -186,40 +189,126 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="surfaces benched in parallel (processes)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--save", action="store_true", help="also write the JSON to its place in benchmarks/results/")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="print a saved table (JSON) as README's markdown table and sums, and exit")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the surfaces that a stopped run of the same table already wrote (--out/--save)")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
     strategies = tuple(s for s in args.strategies.split(",") if s)
     started = time.monotonic()
+    paths = [p for p in (args.out, default_out(args) if args.save else None) if p]
+    kind = "real" if args.real else table_kind(args.noise)
+    header = {"simulated": not args.real, "seeds": args.seeds, "budget_fraction": 0.1,
+              "noise": None if args.noise is None else {"sigma": args.noise, "tails": args.tails, "drift": args.drift},
+              "table": kind, "targets": TARGETS[kind]}
+
+    def document(results: list, complete: bool) -> dict:
+        return {**header, "results": results, "complete": complete,
+                "all_targets_met": complete and not any(r["misses"] for r in results),
+                "command": " ".join(["python", "benchmarks/strategies.py", *sys.argv[1:]]),
+                "seconds": round(time.monotonic() - started, 1) + resumed_seconds}
+
+    def write(doc: dict) -> str:
+        text = json.dumps(doc, indent=1)
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n")
+        return text
+
+    resumed_seconds = 0.0
     if args.real:
         workloads = args.workloads or [args.real.stem]
         results = [real_surface(args.real, w, strategies, args.seeds) for w in workloads]
-        kind = "real"
     else:
-        kind = table_kind(args.noise)
         surfaces = [(b, w) for b in args.boards for w in (args.workloads or WORKLOADS)]
-        job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift) for b, w in surfaces]
+        done = _resumable(paths, header, strategies) if args.resume else {}
+        resumed_seconds = sum(d.get("seconds", 0) for d in done.values())
+        job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift) for b, w in surfaces
+               if (f"sim:{b}", w) not in done]
+        by_surface = dict(done)
+
+        # this run's surfaces, then any other surface a resumed file holds (a run on one board keeps the others)
+        order = [(f"sim:{b}", w) for b, w in surfaces]
+        order += [k for k in done if k not in order]
+        order.sort(key=_canonical)
+
+        def finished(doc: dict) -> None:  # each surface is written as it completes: a long table survives a stop
+            by_surface[(doc["board"], doc["workload"])] = doc
+            _say(doc)
+            write(document([by_surface[k] for k in order if k in by_surface], complete=False))
+
         if args.jobs > 1:
             with ProcessPoolExecutor(args.jobs) as pool:
-                futures = [pool.submit(one_surface, *j) for j in job]
-                results = []
-                for f in futures:
-                    results.append(f.result())
-                    _say(results[-1])
+                for f in as_completed([pool.submit(one_surface, *j) for j in job]):
+                    finished(f.result())
         else:
-            results = []
             for j in job:
-                results.append(one_surface(*j))
-                _say(results[-1])
-    out = {"simulated": not args.real, "seeds": args.seeds, "budget_fraction": 0.1,
-           "noise": None if args.noise is None else {"sigma": args.noise, "tails": args.tails, "drift": args.drift},
-           "table": kind, "targets": TARGETS[kind], "results": results,
-           "all_targets_met": not any(r["misses"] for r in results),
-           "command": " ".join(["python", "benchmarks/strategies.py", *sys.argv[1:]]),
-           "seconds": round(time.monotonic() - started, 1)}
-    text = json.dumps(out, indent=1)
-    for path in filter(None, [args.out, default_out(args) if args.save else None]):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-    print(text)
+                finished(one_surface(*j))
+        results = [by_surface[k] for k in order if k in by_surface]
+    print(write(document(results, complete=True)))
+
+
+def _canonical(key: tuple) -> tuple:
+    """A (board, workload) key's place in the table: boards, then workloads, in their listed order."""
+    board, workload = key[0].replace("sim:", "", 1), key[1]
+    return (BOARDS.index(board) if board in BOARDS else len(BOARDS),
+            WORKLOADS.index(workload) if workload in WORKLOADS else len(WORKLOADS), key)
+
+
+def _resumable(paths: list, header: dict, strategies: tuple) -> dict:
+    """Surfaces already benched by an earlier, stopped run of the same table (``--resume``)."""
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if any(old.get(k) != json.loads(json.dumps(v)) for k, v in header.items()):
+            continue
+        return {(r["board"], r["workload"]): r for r in old.get("results", ())
+                if tuple(x["name"] for x in r["strategies"]) == strategies}
+    return {}
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}"
+
+
+def markdown(doc: dict) -> str:
+    """A saved table as README shows it: per surface and strategy, the median share of the
+    space until the recommendation is within 2 % / the p90 regret at the budget (%), then
+    the sums of median trials to the band, the largest p90 regrets and the misses."""
+    names = [s["name"] for s in doc["results"][0]["strategies"]] if doc["results"] else []
+    lines = ["| board | workload | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    trials = {n: 0 for n in names}
+    unreached = {n: 0 for n in names}
+    worst = {n: 0.0 for n in names}
+    for r in doc["results"]:
+        rows = {s["name"]: s for s in r["strategies"]}
+        cells = []
+        for n in names:
+            f, g = rows[n]["fraction_to_2pct"]["median"], rows[n]["regret_at_budget"]["p90"]
+            cells.append(f"{_pct(f)} / {_pct(g)}")
+            if f is None:
+                unreached[n] += 1
+            else:
+                trials[n] += round(f * r["space_size"])
+            worst[n] = max(worst[n], float("inf") if g is None else g)
+        board = r["board"].replace("sim:", "", 1).replace("jetson-", "", 1)
+        lines.append(f"| {board} | {r['workload']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("sum of median trials to 2 %: " + ", ".join(
+        f"{n} {trials[n]}" + (f" (+{unreached[n]} surfaces not reached)" if unreached[n] else "") for n in names))
+    lines.append("largest p90 regret: " + ", ".join(f"{n} {_pct(worst[n])} %" for n in names))
+    misses = [f"{r['board']} {r['workload']}: {m}" for r in doc["results"] for m in r["misses"]]
+    lines.append(f"surfaces: {len(doc['results'])}, complete: {doc.get('complete', True)}, "
+                 f"seconds: {doc.get('seconds')}, misses: {len(misses)}")
+    lines += [f"- {m}" for m in misses]
+    return "\n".join(lines)
 
 
 def _say(doc: dict) -> None:

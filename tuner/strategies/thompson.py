@@ -6,12 +6,26 @@ minimum. Configs are arms, but correlated arms: one measurement updates the
 belief about all its neighbours, which is what makes a few dozen trials enough
 on a lattice of hundreds. A draw's minimum may be a config already measured:
 measuring it again is how Thompson sampling firms up a leader under noise —
-twice at most, and only while its repeats leave doubt (not on a replayed
-recording whose repeats agree); otherwise the draw's best other config is
-measured instead.
+twice at most, and only while its repeats leave doubt; otherwise the draw's
+best other config is measured instead.
+
+Never on a board whose repeats have all agreed exactly. A physical
+measurement never does: two runs of the same setting differ (sensor
+sampling, clocks, temperature), so exact agreement on every trial means a
+deterministic source — a replayed recording of one run per setting — where
+measuring a config again returns the same number and teaches nothing. The
+noise estimate alone cannot say so early: it starts from the study's 1.8 %
+per repeat (:mod:`tuner.strategies.noise`) and needs several trials to fall
+below the point where a re-measure looks worthless, and by then Thompson
+sampling had spent one of a replayed surface's few trials re-measuring its
+first guess (the shared LoudVA Nano surface: on 8 of 50 seeds, with a budget of 15).
+The first repeat that differs, or a re-measured config that reads
+differently, ends it for the rest of the search.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -19,7 +33,7 @@ from tuner.strategies.surrogate import ModelBased
 
 
 class ThompsonSampling(ModelBased):
-    """The argmin of one joint posterior draw, in the trust region (module docstring)."""
+    """Thompson sampling on the shared GP model (see the module's docstring)."""
 
     name = "thompson"
     summary = "Thompson sampling: joint draws from a GP posterior over the correlated configs"
@@ -27,12 +41,27 @@ class ThompsonSampling(ModelBased):
     plausible = 300  # candidates in one joint draw
     temperature = 1.0
     max_measurements = 2
+
+    def __init__(self, space, *, seed: int = 0, start=None) -> None:
+        super().__init__(space, seed=seed, start=start)
+        self.exact = True  # every trial so far had two or more repeats, all equal, and re-measures agreed
+
+    def tell(self, config, cost, measurement=None) -> None:
+        if self.exact and measurement is not None and measurement.feasible and math.isfinite(cost):
+            repeats = int(measurement.repeats or 1)
+            earlier = [c for c in self.costs.get(self.lattice.row(config), ()) if math.isfinite(c)]
+            if repeats < 2 or measurement.energy_spread != 0 or any(c != cost for c in earlier):
+                self.exact = False  # noise seen (or, with one repeat a trial, never ruled out)
+        super().tell(config, cost, measurement)
+
     def choose(self, candidates: np.ndarray) -> int:
         counts = np.array([len(self.costs.get(int(r), ())) for r in candidates])
         # A leader measured this often is known to the model's noise floor, and one
         # whose repeats agree (a replayed recording, a quiet board) would return the
         # same number: another draw at it would teach nothing, its neighbours would.
-        again = (counts == 0) | ((counts < self.max_measurements) & self.uncertain(candidates))
+        again = counts == 0
+        if not self.exact:
+            again |= (counts < self.max_measurements) & self.uncertain(candidates)
         if np.any(again):
             candidates = candidates[again]
         if candidates.size > self.plausible:
