@@ -26,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from tuner.app import explore
 from tuner.boards.factory import open_board
 from tuner.config import Config
 from tuner.cost import Exploration, exploration, payback_s
-from tuner.measurement import Trial
 from tuner.errors import ConfigError
+from tuner.measurement import Trial
 from tuner.objective import Objective
 from tuner.runner import RunPolicy, TrialRunner
-from tuner.search import (Step, can_measure, check_recorded, measure_reference, plan_space, reference_config, search,
+from tuner.search import (Step, can_measure, check_recorded, measure_reference, plan_space, reference_config,
                           space_doc)
 from tuner.strategies import make_strategy
 
@@ -84,7 +85,6 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
     size = len(space)
     check_recorded(board, spec.objective)
     # the truth: every config's noiseless cost (this *is* the full sweep)
-    reference = None
     objective = spec.objective
     if objective.needs_reference:
         if not can_measure(runner, reference_config(runner, space)):
@@ -124,11 +124,13 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
                 progress(name, seed, spec.seeds)
             noisy = open_board(spec.board, seed=1000 + seed, noise=spec.noise)
             seeded_runner = TrialRunner(noisy, spec.workload, spec.policy)
-            if objective.needs_reference:
-                reference = measure_reference(seeded_runner, space, None)
             strategy = make_strategy(name, space, seed=seed)
             state: dict[str, Any] = {"hit": math.inf, "regret": math.inf, "cost": None}
-            spent: list[Trial] = [reference] if reference is not None else []
+            spent: list[Trial] = []  # the DVFS reference (where the objective needs one) and the trials
+
+            def took(reference: Trial | None, measured_now: bool, spent=spent) -> None:
+                if reference is not None:
+                    spent.append(reference)
 
             def judge(step: Step, strategy=strategy, state=state, spent=spent) -> None:
                 n = step.index + 1
@@ -153,7 +155,11 @@ def run_bench(spec: BenchSpec, progress: Callable[[str, int, int], None] | None 
                 keep_going(step)
 
             try:
-                search(strategy, seeded_runner, objective, horizon, on_step=on_step, reference=reference)
+                # the search sequence every command runs (tuner.app.explore), without a store; the
+                # DVFS reference only where the objective needs one (the tables count trials)
+                explore(seeded_runner, space, objective, lambda strategy=strategy: strategy, horizon, run=None,
+                        on_step=on_step, on_reference=took,
+                        reference_batches=(None,) if objective.needs_reference else ())
             except _Stop:
                 pass
             if math.isinf(state["regret"]):  # the strategy stopped before the budget (e.g. a finished sweep)
