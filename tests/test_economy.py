@@ -154,3 +154,65 @@ def test_the_default_daemon_holds_within_2_percent_after_half_an_hour_of_explora
     truth = {c: ENERGY.cost(board.expected("alexnet", c, 3200)) for c in space}
     best = next(c for c in space if all(c[k] == v for k, v in held["applied"].items() if k in c.to_dict()))
     assert truth[best] <= min(truth.values()) * 1.02
+
+
+class _Recorded:
+    """A runner over a cost table: every config one repeat, infinite cost as a failure."""
+
+    def __init__(self, cost) -> None:
+        self.cost, self.measured = cost, 0
+
+    def measure(self, config, enough=None):
+        from tuner.measurement import Measurement, Trial
+
+        self.measured += 1
+        c = self.cost(config)
+        if not math.isfinite(c):
+            m = Measurement.infeasible(config, "over the power cap", simulated=True)
+        else:
+            m = Measurement(config=config, simulated=True, energy_j=c * 100, time_s=1.0, inferences=100, repeats=1)
+        return Trial(config, m, [m])
+
+
+@pytest.mark.parametrize("name", ["ogd", "bo"])
+def test_an_economical_search_never_stops_converged_on_nothing_feasible(name):
+    """A cap that makes the top clocks infeasible: descent's first minimum is all failures, yet
+    the search goes on until it holds a feasible config (or the budget ends)."""
+    from tuner.config import Knob, Space
+
+    space = Space((Knob("cpu_freq_khz", tuple(range(100, 1300, 100)), "kHz", True),
+                   Knob("gpu_freq_hz", tuple(range(10, 130, 10)), "Hz", True)))
+
+    def capped(c) -> float:
+        a, b = c["cpu_freq_khz"], c["gpu_freq_hz"]
+        return math.inf if a + 10 * b > 1200 else 1.0 + ((a - 500) / 1000) ** 2 + ((b - 40) / 100) ** 2
+
+    result = search(make_strategy(name, space, seed=0), _Recorded(capped), ENERGY, 100, stop_improvement=0.01)
+    assert result.best is not None and math.isfinite(capped(result.best))
+    assert result.stopped in ("converged", "budget") and (result.stopped == "budget") == (len(result.steps) == 100)
+
+
+def test_a_daemon_on_a_space_of_one_config_pauses_with_the_reason_and_stays_up(tmp_path):
+    """bo (the default) cannot model one config: a one-line reason, the board's own settings, no crash."""
+    import threading
+
+    from tuner.daemon.service import Daemon
+    from tuner.daemon.settings import parse_settings
+
+    d = Daemon(parse_settings({
+        "daemon": {"state_dir": str(tmp_path / "state"), "socket": str(tmp_path / "ctl.sock"), "socket_group": None},
+        "board": {"spec": "sim:jetson-nano", "time_scale": 1e6},
+        "search": {"strategy": "bo", "inferences": 800, "batch_sizes": [8], "cpu_freqs": ["1479MHz"],
+                   "gpu_freqs": ["921.6MHz"]},
+        "workloads": [{"name": "alexnet"}]}))
+    t = threading.Thread(target=d.run)
+    t.start()
+    try:
+        paused = until(lambda: workload_status(tmp_path / "ctl.sock").get("state") == "paused"
+                       and workload_status(tmp_path / "ctl.sock"), "paused", timeout=60)
+        assert "single config" in paused["reason"] and "\n" not in paused["reason"]
+        assert t.is_alive()
+    finally:
+        d.request_stop()
+        t.join(timeout=60)
+    assert not t.is_alive()

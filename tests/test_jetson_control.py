@@ -113,6 +113,18 @@ def test_a_write_cut_short_in_an_emulated_tree_leaves_the_old_value_as_sysfs_wou
     assert not list((nano / POL).glob(".*edgetune-write"))
 
 
+def test_an_emulated_write_keeps_the_attribute_s_mode_whatever_the_umask(nano):
+    """A tree made group-writable for a non-root daemon stays so after edgetune writes to it."""
+    target = nano / POL / "scaling_max_freq"
+    target.chmod(0o666)
+    old = os.umask(0o022)
+    try:
+        Sysfs(nano).write(f"/{POL}/scaling_max_freq", 1132800, journal=False)
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o666 and read(nano, f"{POL}/scaling_max_freq") == "1132800"
+
+
 def test_knob_not_on_board_is_refused(nano):
     board = JetsonBoard(Sysfs(nano))
     with pytest.raises(ConfigError, match="emc_freq_hz cannot be set"):

@@ -345,7 +345,8 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
         steps.append(step)
         if on_step:
             on_step(step)
-        if economical and len(steps) < budget and strategy.converged(stop_improvement):
+        if economical and len(steps) < budget and strategy.best() is not None \
+                and strategy.converged(stop_improvement):  # never "converged" on nothing feasible
             stopped = "converged"
             break
     best = recommendation(strategy, trials, objective)

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -214,10 +215,11 @@ class Sysfs:
             return
         if not os.access(path, os.W_OK):
             raise PermissionError(13, "Permission denied")
-        tmp = path.with_name(f".{path.name}.edgetune-write")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IMODE(os.stat(path).st_mode))
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".edgetune-write")
+        tmp = Path(name)
         try:
             try:
+                os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))  # the attribute's mode, whatever the umask
                 os.write(fd, data)
             finally:
                 os.close(fd)

@@ -404,6 +404,8 @@ class Daemon:
         search found, or give the board its own settings back and pause; either way say why."""
         ws = self.ws
         assert ws is not None
+        if self._stop.is_set():  # the daemon is stopping: the child went with it, nothing failed
+            return
         self.errors["strategy"] = self.errors.get("strategy", 0) + 1
         again = "`edgetune control retune` searches again"
         if ws.best is not None and ws.best in self.space:

@@ -260,7 +260,10 @@ def _error_doc(exc: BaseException) -> dict[str, Any]:
 
 def child_main(req_fd: int, rep_fd: int) -> int:
     """The child's loop: make the strategy, then answer calls until the pipe closes or ``close`` arrives."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle; it ends this process
+    # Ctrl-C and systemd's stop (SIGTERM to the whole control group) are the daemon's to handle:
+    # it ends this process through the pipe, after restoring the board
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     inbox = Connection(req_fd, writable=False)
     outbox = Connection(rep_fd, readable=False)

@@ -46,7 +46,7 @@ import warnings
 import numpy as np
 
 from tuner.config import BATCH_SIZE
-from tuner.errors import EdgetuneError
+from tuner.errors import ConfigError, EdgetuneError
 from tuner.strategies.base import Lattice, Strategy
 from tuner.strategies.noise import TrialNoise
 from tuner.strategies.prior import batch_trend, likely_best
@@ -216,7 +216,8 @@ class GPSurrogate:
             else:
                 dims.append(categorical(list(range(len(knob))), transform="onehot"))
         if not dims:
-            raise EdgetuneError("the search space has a single config; there is nothing to model")
+            raise ConfigError("the search space has a single config: there is nothing to search "
+                              "(name more values, or use strategy sweep to measure it)")
         self._sk_space = sk_space(dims)
         rows = lattice.index[:, self._cols]
         self.X = np.asarray(self._sk_space.transform([[int(v) for v in r] for r in rows]), dtype=float)
@@ -499,8 +500,9 @@ class ModelBased(Strategy):
         """No config has a fair chance (``STOP_CHANCE``) of beating the incumbent by more than
         ``improvement``, after enough trials for the model's judgement to count."""
         searched = sum(1 for k in self.space.knobs if len(k) > 1)
-        if len(self.order) < self.init_points + self.MIN_TRIALS_PER_KNOB * searched:
-            return False
+        feasible = sum(1 for cs in self.costs.values() for c in cs if math.isfinite(c))
+        if feasible < self.init_points + self.MIN_TRIALS_PER_KNOB * searched:
+            return False  # failures (out of memory, a constraint) teach the model little about the cost
         return self.chance_of_improvement(improvement) < self.STOP_CHANCE
 
     def chance_of_improvement(self, improvement: float) -> float:
@@ -526,7 +528,7 @@ class ModelBased(Strategy):
         from scipy.stats import norm
 
         best = 0.0
-        for chunk in np.array_split(candidates, max(1, candidates.size // CHANCE_CHUNK)):
+        for chunk in np.array_split(candidates, max(1, math.ceil(candidates.size / CHANCE_CHUNK))):
             mu, cov = self.gp.joint(np.concatenate([[incumbent], chunk]))
             diff = mu[1:] - mu[0]
             sd = np.sqrt(np.maximum(np.diag(cov)[1:] + cov[0, 0] - 2 * cov[0, 1:], 1e-18))
