@@ -385,7 +385,10 @@ class Daemon:
         ws.exploration = explored.to_dict()
         if result.best is None or result.best_trial is None:
             self._go(RELEASE, "no feasible config found; the board's own settings are back", let_go=True)
-            self._restore()
+            failures, _ = self._restore()
+            if failures:  # as after a strategy failure: said and counted, not dropped
+                self.errors["knob"] += 1
+                log.error("restore: %s", "; ".join(failures))
             log.error("%s: %s", ws.name, ws.reason)
         else:
             m = result.best_trial.measurement
