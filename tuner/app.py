@@ -371,10 +371,9 @@ def run_search(*, kind: str, strategy: str, budget: str | None, board: str, root
                                stop_improvement=stop_improvement, reference_batches=batches)
         result = explored.result
         per_batch_ref = {b: t for b, t in explored.references.items() if b is not None}
-        measured_now = sum(1 for s in result.steps if not s.reused)
         summary = summarize(kind=kind, board=session.board_name, workload=workload,
                             simulated=bool(session.board.info.simulated), objective=objective,
-                            space_size=len(space), result=result, strategy=strategy, measured_now=measured_now,
+                            space_size=len(space), result=result, strategy=strategy, measured_now=result.measured,
                             references=per_batch_ref)
         summary["space"] = space_doc(space, session.not_searched, session.board)
         summary["stopped"] = result.stopped

@@ -188,8 +188,7 @@ class Source:
 def source_for(board: Board | AnalyticBoard, workload: Workload | str, runner: TrialRunner) -> Source:
     """The source for this pairing: a computing board runs workloads by name, any other
     board a workload object; the other pairings are a clear error."""
-    computing = callable(getattr(board, "expected", None)) and callable(getattr(board, "measure", None))
-    if computing:
+    if isinstance(board, AnalyticBoard):
         if not isinstance(workload, str):
             raise EdgetuneError("a simulated or replayed board runs workloads by name")
         return Computed(board, workload, runner)  # type: ignore[arg-type]

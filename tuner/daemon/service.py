@@ -385,10 +385,7 @@ class Daemon:
         ws.exploration = explored.to_dict()
         if result.best is None or result.best_trial is None:
             self._go(RELEASE, "no feasible config found; the board's own settings are back", let_go=True)
-            failures, _ = self._restore()
-            if failures:  # as after a strategy failure: said and counted, not dropped
-                self.errors["knob"] += 1
-                log.error("restore: %s", "; ".join(failures))
+            self._restore()
             log.error("%s: %s", ws.name, ws.reason)
         else:
             m = result.best_trial.measurement
@@ -414,10 +411,7 @@ class Daemon:
         if ws.best is not None and ws.best in self.space:
             self._go(HOLD, f"{exc}; holding the best config found before ({again})", config=ws.best)
         else:
-            failures, _ = self._restore()
-            if failures:
-                self.errors["knob"] += 1
-                log.error("restore: %s", "; ".join(failures))
+            self._restore()
             self._go(RELEASE, f"{exc}; the board's own settings are back ({again})", let_go=True)
         log.error("%s: %s", ws.name, ws.reason)
         self._save_state()
@@ -567,8 +561,12 @@ class Daemon:
             self.fs.forget(c.path for c in changes)
 
     def _restore(self) -> tuple[list[str], list[str]]:
-        """The board's own settings back: (failures, files left as another program set them)."""
+        """The board's own settings back: (failures, files left as another program set them). A
+        failure is logged and counted (``errors.knob``) here, for every caller."""
         failures = self.board.restore()
+        if failures:
+            self.errors["knob"] += 1
+            log.error("restore: %s", "; ".join(failures))
         skipped = [s.path for s in self.fs.last_restore.skipped] if self.fs is not None else []
         return failures, skipped
 
@@ -606,10 +604,7 @@ class Daemon:
                 self._adopt()
                 self._go(HOLD, "applied by request", config=config, manual=True)
             elif cmd == "restore":
-                failures, skipped = self._restore()
-                if failures:
-                    self.errors["knob"] += 1
-                    log.error("restore: %s", "; ".join(failures))
+                _, skipped = self._restore()
                 reason = "board settings restored by request"
                 if skipped:
                     reason += f"; left {len(skipped)} file(s) as another program set them: {', '.join(skipped)}"

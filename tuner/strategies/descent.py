@@ -93,7 +93,6 @@ class OnlineDescent(Strategy):
                 self.step[d] = float(self.origin[d] - guess[d])
                 self._aimed.add(d)
         self.position: int | None = None
-        self.at_minimum = False  # the last descent ended in a single-step local minimum
         self.restarts = 0
         self.settled = False  # a descent ended in a minimum that widening and re-checks confirmed
         self._estimated: tuple[int, dict[int, tuple[float, float]]] | None = None
@@ -358,9 +357,7 @@ class OnlineDescent(Strategy):
                     # a local minimum, or a lucky reading here: check both before leaving
                     yield from self._check_position(x, here)
                     if self._stuck(x, here):
-                        self.at_minimum = True
                         return here
-                    self.at_minimum = False
 
     def _check_position(self, x: np.ndarray, here: int) -> Generator[int, None, None]:
         """Measure ``here`` again, and every single-step neighbour within noise of it."""

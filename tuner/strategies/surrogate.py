@@ -351,8 +351,7 @@ class GPSurrogate:
         ``temperature`` scales the posterior spread (1 = the exact posterior)."""
         if rows.size > MAX_JOINT:
             rows = np.sort(rng.choice(rows, MAX_JOINT, replace=False))
-        mu, cov = self.model.predict(self.X[rows], return_cov=True)
-        mu, cov = mu * self._scale + self._offset(rows), cov * self._scale**2
+        mu, cov = self.joint(rows)
         cov = 0.5 * (cov + cov.T)
         jitter = 1e-9 * max(float(np.mean(np.diag(cov))), 1e-12)
         for _ in range(6):
@@ -522,8 +521,11 @@ class ModelBased(Strategy):
         if self._design or not self._fitted:
             return 1.0
         incumbent = self.gp.recommend(self.measured() & self.allowed, self.costs)
-        candidates = np.flatnonzero(self.allowed & (np.arange(len(self.lattice)) != (incumbent or 0)))
-        if incumbent is None or candidates.size == 0:
+        if incumbent is None:
+            return 1.0
+        candidates = np.flatnonzero(self.allowed)
+        candidates = candidates[candidates != incumbent]
+        if candidates.size == 0:
             return 1.0
         from scipy.stats import norm
 
