@@ -21,11 +21,13 @@ import statistics
 import time
 from pathlib import Path
 
+from tuner.app import explore
 from tuner.boards.factory import open_board
+from tuner.config import DEFAULT_BATCH_SIZES
 from tuner.cost import exploration, payback_s
 from tuner.objective import Objective
 from tuner.runner import RunPolicy, TrialRunner
-from tuner.search import DEFAULT_KNOBS, measure_reference, parse_budget, plan_space, reference_config, search
+from tuner.search import DEFAULT_KNOBS, parse_budget, plan_space, reference_config
 from tuner.strategies import make_strategy
 
 CASES = ("sim:jetson-nano:alexnet", "sim:jetson-xavier-nx:resnet18")
@@ -38,21 +40,22 @@ def one_case(case: str, seeds: int, strategy: str, repeats: int, stop: float, ex
     truth_board = open_board(board_name, seed=0)
     policy = RunPolicy(min_repeats=repeats, max_repeats=2 * repeats)
     knobs: dict = {k: None for k in DEFAULT_KNOBS}
-    knobs["batch_size"] = (8, 16, 32, 64)  # tune's default batch sizes
+    knobs["batch_size"] = DEFAULT_BATCH_SIZES  # tune's
     knobs.update({k: None for k in extra})
-    space, _ = plan_space(TrialRunner(truth_board, workload, policy), knobs, DEFAULT_KNOBS)
+    truth_runner = TrialRunner(truth_board, workload, policy)
+    space, _ = plan_space(truth_runner, knobs, DEFAULT_KNOBS)
     objective = Objective.parse("energy")
     truth = {c: objective.cost(truth_board.expected(workload, c, policy.inferences)) for c in space}
     optimum = min(truth.values())
-    dvfs = truth_board.expected(workload, reference_config(TrialRunner(truth_board, workload, policy), space),
-                                policy.inferences)
+    dvfs = truth_board.expected(workload, reference_config(truth_runner, space), policy.inferences)
     runs = []
     for seed in range(seeds):
         runner = TrialRunner(open_board(board_name, seed=1000 + seed), workload, policy)
-        reference = measure_reference(runner, space, None)
-        result = search(make_strategy(strategy, space, seed=seed), runner, objective, parse_budget(None, len(space)),
-                        reference=reference, stop_improvement=stop or None)
-        spent = exploration([reference] + [s.trial for s in result.steps])
+        # the sequence tune and the daemon run (tuner.app.explore), without a store
+        done = explore(runner, space, objective, lambda seed=seed: make_strategy(strategy, space, seed=seed),
+                       parse_budget(None, len(space)), run=None, stop_improvement=stop or None)
+        result = done.result
+        spent = exploration([done.reference] + [s.trial for s in result.steps])
         held = truth_board.expected(workload, result.best, policy.inferences)
         runs.append({"seed": seed, **spent.to_dict(), "stopped": result.stopped,
                      "regret": round(truth[result.best] / optimum - 1, 5),

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from conftest import until, workload_status
 from tuner.boards.factory import open_board
 from tuner.cli.main import app
+from tuner.config import DEFAULT_BATCH_SIZES
 from tuner.objective import Objective
 from tuner.runner import RunPolicy, TrialRunner
 from tuner.search import DEFAULT_KNOBS, plan_space, race, search
@@ -25,7 +26,7 @@ def _setup(board: str = "sim:jetson-nano", workload: str = "alexnet", min_repeat
     truth_board = open_board(board, seed=0)
     policy = RunPolicy(min_repeats=min_repeats, max_repeats=2 * min_repeats)
     knobs = {k: None for k in DEFAULT_KNOBS}
-    knobs["batch_size"] = (8, 16, 32, 64)
+    knobs["batch_size"] = DEFAULT_BATCH_SIZES  # tune's
     space, _ = plan_space(TrialRunner(truth_board, workload, policy), knobs, DEFAULT_KNOBS)
     truth = {c: ENERGY.cost(truth_board.expected(workload, c, policy.inferences)) for c in space}
     runner = TrialRunner(open_board(board, seed=1000 + seed), workload, policy)

@@ -34,21 +34,27 @@ def oom(config: Config) -> bool:
     return config["batch_size"] >= 64
 
 
-def run(name: str, budget: int, seed: int = 0, noise: float = 0.01) -> tuple[object, list[Config]]:
-    rng = np.random.default_rng(100 + seed)
-    strategy = make_strategy(name, SPACE, seed=seed)
+def drive(name: str, space: Space, budget: int, seed: int, trial) -> tuple[object, list[Config]]:
+    """Ask and tell strategy ``name`` for up to ``budget`` trials; ``trial(config)`` gives the cost
+    and the measurement told (on ``SPACE`` the largest batch runs out of memory instead)."""
+    strategy = make_strategy(name, space, seed=seed)
     asked = []
     for _ in range(budget):
         config = strategy.ask()
         if config is None:
             break
         asked.append(config)
-        if oom(config):
+        if space is SPACE and oom(config):
             m = Measurement.infeasible(config, f"{OOM_PREFIX}: batch too large", simulated=True)
             strategy.tell(config, math.inf, m)
         else:
-            strategy.tell(config, surface(config) * (1 + noise * rng.standard_normal()), None)
+            strategy.tell(config, *trial(config))
     return strategy, asked
+
+
+def run(name: str, budget: int, seed: int = 0, noise: float = 0.01) -> tuple[object, list[Config]]:
+    rng = np.random.default_rng(100 + seed)
+    return drive(name, SPACE, budget, seed, lambda c: (surface(c) * (1 + noise * rng.standard_normal()), None))
 
 
 OPT = min(surface(c) for c in SPACE if not oom(c))
@@ -363,19 +369,12 @@ def measure(config: Config, value: float, sigma: float, rng: np.random.Generator
 def search_noisy(name: str, space: Space, f, sigma: float, budget: int, seed: int = 0):
     """Run strategy ``name`` for ``budget`` trials on ``f`` with runner-like trials; returns it and what it asked."""
     rng = np.random.default_rng(500 + seed)
-    strategy = make_strategy(name, space, seed=seed)
-    asked = []
-    for _ in range(budget):
-        config = strategy.ask()
-        if config is None:
-            break
-        asked.append(config)
-        if space is SPACE and oom(config):
-            strategy.tell(config, math.inf, Measurement.infeasible(config, f"{OOM_PREFIX}: batch", simulated=True))
-            continue
+
+    def trial(config: Config) -> tuple[float, Measurement]:
         m = measure(config, f(config), sigma, rng)
-        strategy.tell(config, m.energy_j, m)
-    return strategy, asked
+        return m.energy_j, m
+
+    return drive(name, space, budget, seed, trial)
 
 
 def test_the_noise_estimate_follows_the_repeats_and_the_remeasurements():
