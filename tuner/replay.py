@@ -61,6 +61,8 @@ class ReplayBoard:
     """A recorded sweep as an analytic board: a measurement is one recorded repeat of the config drawn
     at random (seeded), and the truth is the mean of its repeats."""
 
+    computes_measurements = True  # an AnalyticBoard: the runner asks it for each repeat by workload name
+
     def __init__(self, run_dir: str | Path, *, seed: int | None = 0) -> None:
         self.dir = Path(run_dir)
         csv_path = self.dir / "trials.csv"

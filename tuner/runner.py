@@ -186,13 +186,15 @@ class Source:
 
 
 def source_for(board: Board | AnalyticBoard, workload: Workload | str, runner: TrialRunner) -> Source:
-    """The source for this pairing: a computing board runs workloads by name, any other
-    board a workload object; the other pairings are a clear error."""
-    if isinstance(board, AnalyticBoard):
-        if not isinstance(workload, str):
+    """The source for this pairing, from what the board and the workload say they are: a board
+    that computes its measurements (``computes_measurements``) runs workloads by name, any
+    other board a workload object (one that runs); the other pairings are a clear error."""
+    named = not callable(getattr(workload, "run", None))  # a workload name, not a Workload
+    if getattr(board, "computes_measurements", False):
+        if not named:
             raise EdgetuneError("a simulated or replayed board runs workloads by name")
         return Computed(board, workload, runner)  # type: ignore[arg-type]
-    if isinstance(workload, str):
+    if named:
         raise EdgetuneError(f"workload {workload!r} needs a workload object on a real board")
     return Sampled(board, workload, runner)  # type: ignore[arg-type]
 

@@ -113,9 +113,12 @@ def validate_hardware(config: Config, knobs: list[Knob], where: str) -> Config:
 class AnalyticBoard(Protocol):
     """A board whose measurements are computed, not sampled: the simulated
     board and the replay of a recorded sweep. The runner asks it for a
-    measurement instead of running a workload under a sampler."""
+    measurement instead of running a workload under a sampler; it says so with
+    ``computes_measurements = True``, which the runner reads to pick its source
+    (:func:`tuner.runner.source_for`)."""
 
     info: BoardInfo
+    computes_measurements: bool
 
     def workload_knobs(self, workload: str) -> list[Knob]: ...
 

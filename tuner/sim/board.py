@@ -84,6 +84,8 @@ DRIFT_PHI = 0.95
 class SimBoard:
     """Analytic simulated Jetson. State is in memory; nothing touches a filesystem."""
 
+    computes_measurements = True  # an AnalyticBoard: the runner asks it for each repeat by workload name
+
     def __init__(self, profile: str, *, seed: int | None = 0, noise: Noise | None = None,
                  model: DeviceModel | None = None) -> None:
         self.profile = get_profile(profile)
