@@ -301,9 +301,11 @@ def main() -> None:
     else:
         surfaces = [(b, w) for b in args.boards for w in (args.workloads or WORKLOADS)]
         done = _resumable(paths, header, strategies) if args.resume else {}
-        kept = _kept(paths, header) if args.update else {}
+        kept, base = _kept(paths, header) if args.update else ({}, None)
         if args.update and not kept:
             raise SystemExit("--update needs a saved table of the same kind (--out FILE or --save)")
+        if base:
+            header["updates"] = base  # the commands that measured the rows this update keeps
         resumed_seconds = sum(d.get("seconds", 0) for d in done.values())
         prefix = "sim:" if args.rough is None else "rough:"
         job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift, args.rough) for b, w in surfaces
@@ -318,7 +320,7 @@ def main() -> None:
         def finished(doc: dict) -> None:  # each surface is written as it completes: a long table survives a stop
             key = (doc["board"], doc["workload"])
             if key in kept:
-                doc = _merge(kept[key], doc, table_kind(args.noise))
+                doc = _merge(kept[key], doc, kind)
             by_surface[key] = doc
             _say(doc)
             write(document([by_surface[k] for k in order if k in by_surface], complete=False))
@@ -365,14 +367,16 @@ def _resumable(paths: list, header: dict, strategies: tuple) -> dict:
     return {}
 
 
-def _kept(paths: list, header: dict) -> dict:
-    """The surfaces of a saved table of the same kind, whose other strategies ``--update`` keeps."""
+def _kept(paths: list, header: dict) -> tuple[dict, list]:
+    """The surfaces of a saved table of the same kind, whose other strategies ``--update`` keeps,
+    and the commands that measured it (its own, after those of any update before it)."""
     for path in paths:
         if path.exists():
             old = json.loads(path.read_text())
             if all(old.get(k) == json.loads(json.dumps(v)) for k, v in header.items()):
-                return {(r["board"], r["workload"]): r for r in old.get("results", ())}
-    return {}
+                return ({(r["board"], r["workload"]): r for r in old.get("results", ())},
+                        [*old.get("updates", []), old.get("command")])
+    return {}, []
 
 
 def _merge(old: dict, new: dict, kind: str) -> dict:
