@@ -546,6 +546,44 @@ def test_heat_forces_the_safe_config_and_faults_are_counted_not_fatal(tmp_path):
     assert not t.is_alive()
 
 
+def test_after_the_heat_a_pause_gets_back_what_it_kept_not_the_coolest_clocks(tmp_path):
+    """Safe writes the coolest clocks; cooled, a paused workload gets back what the pause kept:
+    the held config, or — after `restore`, where nothing is held — the board's own settings."""
+    d = Daemon(parse_settings(_analytic_settings(tmp_path)))
+    t = threading.Thread(target=d.run)
+    t.start()
+    sock = tmp_path / "ctl.sock"
+    hot = lambda: {"CPU-therm": 91.0}  # noqa: E731
+    cool = lambda: {"CPU-therm": 60.0}  # noqa: E731
+
+    def heat_and_cool() -> None:
+        board.temperatures = hot
+        _until(lambda: _workload(sock)["state"] == "safe", what="safe")
+        assert board.current()["gpu_freq_hz"] == 76800000  # the coolest clock
+        board.temperatures = cool
+        _until(lambda: _workload(sock)["state"] == "paused", what="paused again")
+
+    try:
+        held = _until(lambda: _workload(sock).get("state") == "holding" and _workload(sock), what="holding")
+        board = d.board
+        request(sock, {"cmd": "pause"})
+        _until(lambda: _workload(sock)["state"] == "paused", what="paused")
+        heat_and_cool()
+        assert board.current()["gpu_freq_hz"] == held["applied"]["gpu_freq_hz"]
+
+        request(sock, {"cmd": "restore"})
+        _until(lambda: _workload(sock)["state"] == "paused" and _workload(sock)["applied"] is None,
+               what="restored")
+        own = board.current()
+        assert own["gpu_freq_hz"] != held["applied"]["gpu_freq_hz"]
+        heat_and_cool()
+        assert board.current() == own
+    finally:
+        d.request_stop()
+        t.join(timeout=30)
+    assert not t.is_alive()
+
+
 def test_the_status_text_says_what_it_knows_and_nothing_it_does_not():
     from tuner.cli.status import format_status
 

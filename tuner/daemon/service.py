@@ -461,7 +461,8 @@ class Daemon:
         ``hold`` holds ``config`` (``manual``: applied by request, so no drift
         watch); ``back`` re-holds the config safe or overridden interrupted
         (the applied one, else the best; searching on when there is none);
-        ``hot`` applies the safe config; ``search`` re-plans the space and
+        ``hot`` applies the safe config, and ``back`` to paused undoes it (the paused
+        config again, or the board's own settings where nothing is held); ``search`` re-plans the space and
         starts a new epoch. ``let_go`` (``release``): nothing is held any more.
         The state and reason are set before a config is applied, so a refused
         write leaves the state it was going to and the loop retries it.
@@ -487,6 +488,13 @@ class Daemon:
             ws.manual = False
         elif event == HOT:
             self.board.apply(self._safe_config())
+        elif event == BACK and ws.state == PAUSED:
+            # safe wrote the coolest clocks over what the pause kept: give that back — the
+            # paused config, or, where nothing is held (released, restored), the board's own settings
+            if ws.applied is not None:
+                self.board.apply(ws.applied.hardware())
+            else:
+                self._restore()
         elif event == RELEASE and let_go:
             ws.applied, ws.manual = None, False
 
