@@ -202,15 +202,15 @@ def rough_recording(board: str, workload: str, sigma: float, out: Path) -> Path:
     from tuner.runner import RunPolicy, TrialRunner
     from tuner.search import plan_space
 
-    sim = open_board(f"sim:{board}", seed=0)
-    space, _ = plan_space(TrialRunner(sim, workload, RunPolicy()), ROUGH_KNOBS, ())
+    sim, policy = open_board(f"sim:{board}", seed=0), RunPolicy()
+    space, _ = plan_space(TrialRunner(sim, workload, policy), ROUGH_KNOBS, ())
     rng = np.random.default_rng(zlib.crc32(f"{board}/{workload}/{sigma}".encode()))
     source = out / f"{board}-{workload}.csv"
     with source.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*space.names, "energy_per_inference_j", "throughput_inf_per_s", "simulated"])
         for config in space:
-            m = sim.expected(workload, config, RunPolicy().inferences)
+            m = sim.expected(workload, config, policy.inferences)
             draw = float(np.exp(rng.normal(0.0, sigma)))  # drawn for every config: the recording's luck
             if m.feasible:
                 values = config.to_dict()
@@ -351,8 +351,8 @@ def _canonical(key: tuple) -> tuple:
             WORKLOADS.index(workload) if workload in WORKLOADS else len(WORKLOADS), key)
 
 
-def _resumable(paths: list, header: dict, strategies: tuple) -> dict:
-    """Surfaces already benched by an earlier, stopped run of the same table (``--resume``)."""
+def _saved(paths: list, header: dict) -> dict | None:
+    """The first saved table among ``paths`` of the same kind (its header matches), if any."""
     for path in paths:
         if not path.exists():
             continue
@@ -360,23 +360,26 @@ def _resumable(paths: list, header: dict, strategies: tuple) -> dict:
             old = json.loads(path.read_text())
         except ValueError:
             continue
-        if any(old.get(k) != json.loads(json.dumps(v)) for k, v in header.items()):
-            continue
-        return {(r["board"], r["workload"]): r for r in old.get("results", ())
-                if tuple(x["name"] for x in r["strategies"]) == strategies}
-    return {}
+        if all(old.get(k) == json.loads(json.dumps(v)) for k, v in header.items()):
+            return old
+    return None
+
+
+def _resumable(paths: list, header: dict, strategies: tuple) -> dict:
+    """Surfaces already benched by an earlier, stopped run of the same table (``--resume``)."""
+    old = _saved(paths, header) or {}
+    return {(r["board"], r["workload"]): r for r in old.get("results", ())
+            if tuple(x["name"] for x in r["strategies"]) == strategies}
 
 
 def _kept(paths: list, header: dict) -> tuple[dict, list]:
     """The surfaces of a saved table of the same kind, whose other strategies ``--update`` keeps,
     and the commands that measured it (its own, after those of any update before it)."""
-    for path in paths:
-        if path.exists():
-            old = json.loads(path.read_text())
-            if all(old.get(k) == json.loads(json.dumps(v)) for k, v in header.items()):
-                return ({(r["board"], r["workload"]): r for r in old.get("results", ())},
-                        [*old.get("updates", []), old.get("command")])
-    return {}, []
+    old = _saved(paths, header)
+    if old is None:
+        return {}, []
+    return ({(r["board"], r["workload"]): r for r in old.get("results", ())},
+            [*old.get("updates", []), old.get("command")])
 
 
 def _merge(old: dict, new: dict, kind: str) -> dict:

@@ -317,12 +317,14 @@ class GPSurrogate:
 
     def _surprised(self, model) -> bool:
         """Whether some observation lies beyond ``SURPRISE_Z`` leave-one-out standard
-        deviations of the fit (closed form: ``[K^-1 y]_i / [K^-1]_ii`` over ``1 / [K^-1]_ii``)."""
-        from scipy.linalg import cho_solve
+        deviations of the fit (closed form: ``[K^-1 y]_i / [K^-1]_ii`` over ``1 / [K^-1]_ii``).
+        ``K^-1 y`` is the fit's own ``alpha_``; the diagonal of ``K^-1`` comes from one
+        triangular solve with its Cholesky factor (the squared column norms of ``L^-1``)."""
+        from scipy.linalg import solve_triangular
 
-        k_inv = cho_solve((model.L_, True), np.eye(model.L_.shape[0]))
-        diag = np.maximum(np.diag(k_inv), 1e-12)
-        z = (k_inv @ model.y_train_) / np.sqrt(diag)
+        l_inv = solve_triangular(model.L_, np.eye(model.L_.shape[0]), lower=True)
+        diag = np.maximum((l_inv**2).sum(axis=0), 1e-12)
+        z = np.ravel(model.alpha_) / np.sqrt(diag)
         return bool(np.max(np.abs(z)) > self.SURPRISE_Z)
 
     def _fit_gp(self, rows: list[int], y: np.ndarray, optimise: bool):
