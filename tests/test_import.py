@@ -171,6 +171,20 @@ def test_a_row_without_a_result_is_infeasible_and_an_incomplete_grid_is_searched
     assert result.returncode == 1 and "needs time per inference" in result.stderr
 
 
+def test_a_recorded_power_mode_is_a_set_of_presets_not_a_scale(tmp_path):
+    """nvpmodel mode ids are numbers, but mode 3 is not between modes 2 and 4: replayed, the
+    power mode is an unordered knob, as on a live board, while the numeric knobs beside it
+    stay ordered."""
+    rows = [[m, c, (1.0 + 0.1 * ((m * 5) % 7)) * (1 + 1.0 / c)] for m in range(6) for c in (1, 2, 4, 8)]
+    src = write_csv(tmp_path / "modes.csv", ["nvpmodel_mode", "concurrency", "energy_per_inference_j"], rows)
+    out = tmp_path / "run"
+    doc = invoke("import", str(src), "--out", str(out), "--workload", "m")
+    assert doc["knobs"]["power_mode"] == [0, 1, 2, 3, 4, 5]
+    board = ReplayBoard(out)
+    knobs = {k.name: k for k in [*board.knobs(), *board.workload_knobs("m")]}
+    assert knobs["power_mode"].ordered is False and knobs["concurrency"].ordered is True
+
+
 def test_importing_again_replaces_an_import_but_never_a_sweep(tmp_path):
     src = write_csv(tmp_path / "a.csv", ["batch_size", "energy_per_inference_j"], [[1, 0.5], [2, 0.4]])
     out = tmp_path / "run"

@@ -37,6 +37,11 @@ POWER_MODE = "power_mode"  # an nvpmodel mode id: caps the clocks (and sets the 
 
 #: Knobs a board applies; everything else belongs to the workload.
 HARDWARE_KNOBS = frozenset({CPU_FREQ, GPU_FREQ, EMC_FREQ, CPU_CORES, CPU_GOVERNOR, GPU_GOVERNOR, POWER_MODE})
+#: Knobs whose values are names of presets or choices, not points on a scale, even where
+#: they are numbered: an nvpmodel mode id names a preset (a power budget with a core count
+#: and clock caps), and neighbouring ids need not be neighbouring budgets. Strategies must
+#: not assume that neighbouring ids behave alike.
+UNORDERED_KNOBS = frozenset({CPU_GOVERNOR, GPU_GOVERNOR, PLACEMENT, POWER_MODE})
 
 Scalar = Union[int, float, str, bool]
 

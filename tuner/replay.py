@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from tuner.boards.base import BoardInfo, validate_hardware
-from tuner.config import HARDWARE_KNOBS, Config, Knob, Scalar
+from tuner.config import HARDWARE_KNOBS, UNORDERED_KNOBS, Config, Knob, Scalar
 from tuner.errors import ConfigError, EdgetuneError
 from tuner.measurement import Measurement
 from tuner.units import parse_scalar
@@ -133,7 +133,7 @@ class ReplayBoard:
         for name, vals in values_seen.items():
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
             self._knobs[name] = Knob(name, tuple(sorted(vals) if numeric else sorted(vals, key=str)),
-                                     ordered=numeric)
+                                     ordered=numeric and name not in UNORDERED_KNOBS)
         self.rng = np.random.default_rng(seed)
         self.info = BoardInfo("replay", self.summary.get("board"), None, None,
                               bool(self.summary.get("simulated", True)), {"run_dir": str(self.dir)})

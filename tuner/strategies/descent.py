@@ -34,6 +34,11 @@ at random, keeping everything measured. On a real surface measured once per
 setting, single-step local minima 5-10 % above the best point are common; a
 descent without these settled on one and never moved again.
 
+Unordered knobs (a power mode, a governor, a placement) have no steps: their
+values are compared one by one, the rest of the config kept — at the start
+(a preset moves every clock at once, more than any step) and at every local
+minimum, before widening.
+
 The recommendation is the config with the lowest estimate plus one standard
 error of it: a single lucky reading with no neighbours to vouch for it does
 not beat a config they confirm (the winner's curse).
@@ -71,6 +76,9 @@ class OnlineDescent(Strategy):
         super().__init__(space, seed=seed, start=start)
         names = space.names
         self.dims = [i for i, k in enumerate(space.knobs) if k.ordered and len(k) > 1]
+        # unordered knobs (a power mode, a governor, a placement) have no steps to descend:
+        # at a local minimum every other value of each is tried there (``_alternatives``)
+        self.choices = [i for i, k in enumerate(space.knobs) if not k.ordered and len(k) > 1]
         origin = []
         for i, knob in enumerate(space.knobs):
             if names[i] in HARDWARE_KNOBS and knob.ordered:
@@ -260,10 +268,16 @@ class OnlineDescent(Strategy):
         self._rest = {d: self.MEMORY_WAIT if self.space.names[d] in MEMORY_KNOBS and self._at_largest(x, d) else 0
                       for d in self.dims}
         self._misses = {d: 0 for d in self.dims}
+        # a preset (a power mode) sets every clock at once, a bigger move than any step,
+        # so the presets are compared before the first descent as well as at every minimum
+        here = (yield from self._alternatives(here)) or here
+        self.position = here
         while True:
             told = len(self.order)
             here = yield from self._descend(here)
-            moved = yield from self._widen(here)
+            moved = yield from self._alternatives(here)
+            if moved is None:
+                moved = yield from self._widen(here)
             if moved is not None:
                 here = moved
                 continue
@@ -379,6 +393,33 @@ class OnlineDescent(Strategy):
             if again is None:
                 return
             yield again
+
+    def _alternatives(self, here: int) -> Generator[int, None, int | None]:
+        """At a local minimum, every other value of each unordered knob, the rest of the
+        config kept; returns the best of those that beat ``here`` (confirmed), else None.
+        A preset's neighbours by id say nothing about it (nvpmodel mode 3 is not between
+        2 and 4), so there is no step to take: each value is a trial of its own. Without
+        this a descent never left the value it started at (the first power mode) except
+        by a random restart."""
+        x = self.lattice.index[here]
+        for d in self.choices:
+            rows = []
+            for value in range(self.lattice.sizes[d]):
+                y = x.copy()
+                y[d] = value
+                row = self._clamp_row(y)
+                if row is None or row == here or row in rows:
+                    continue
+                if row not in self.costs:
+                    yield row
+                rows.append(row)
+            for row in rows:
+                yield from self._confirm(row, here)
+            better = [row for row in rows if self._better(row, here)]
+            if better:
+                self.position = min(better, key=self._cost)
+                return self.position
+        return None
 
     def _widen(self, here: int) -> Generator[int, None, int | None]:
         """Probe 2, 4, 8 ... steps along each knob (up to ``WIDEST`` of its range) from a
