@@ -507,9 +507,9 @@ def presets(config: Config) -> float:
 @pytest.mark.parametrize("name", ["bo", "thompson", "ogd"])
 def test_every_strategy_compares_the_presets_of_an_unordered_knob(name):
     """An unordered knob has no steps: the descent tries every other value of it at its
-    start and at each minimum (before: it kept the first mode it started in, 22 % off
-    here), and the model-based strategies treat its values as unrelated. With a tenth of
-    the space, each recommends the best mode."""
+    start and at each minimum (before, it found another mode only by a random restart and
+    recommended one 12-30 % off here), and the model-based strategies treat its values as
+    unrelated. With a tenth of the space, each recommends the best mode."""
     best = min(presets(c) for c in PRESETS)
     for seed in range(3):
         strategy, _ = search_noisy(name, PRESETS, presets, 0.0, math.ceil(0.1 * len(PRESETS)), seed)

@@ -77,7 +77,8 @@ class OnlineDescent(Strategy):
         names = space.names
         self.dims = [i for i, k in enumerate(space.knobs) if k.ordered and len(k) > 1]
         # unordered knobs (a power mode, a governor, a placement) have no steps to descend:
-        # at a local minimum every other value of each is tried there (``_alternatives``)
+        # at the start and at each local minimum every other value of each is tried there
+        # (``_alternatives``)
         self.choices = [i for i, k in enumerate(space.knobs) if not k.ordered and len(k) > 1]
         origin = []
         for i, knob in enumerate(space.knobs):
@@ -270,7 +271,9 @@ class OnlineDescent(Strategy):
         self._misses = {d: 0 for d in self.dims}
         # a preset (a power mode) sets every clock at once, a bigger move than any step,
         # so the presets are compared before the first descent as well as at every minimum
-        here = (yield from self._alternatives(here)) or here
+        moved = yield from self._alternatives(here)
+        if moved is not None:
+            here = moved
         self.position = here
         while True:
             told = len(self.order)
@@ -395,7 +398,7 @@ class OnlineDescent(Strategy):
             yield again
 
     def _alternatives(self, here: int) -> Generator[int, None, int | None]:
-        """At a local minimum, every other value of each unordered knob, the rest of the
+        """At the start or a local minimum, every other value of each unordered knob, the rest of the
         config kept; returns the best of those that beat ``here`` (confirmed), else None.
         A preset's neighbours by id say nothing about it (nvpmodel mode 3 is not between
         2 and 4), so there is no step to take: each value is a trial of its own. Without
