@@ -171,6 +171,23 @@ def test_a_row_without_a_result_is_infeasible_and_an_incomplete_grid_is_searched
     assert result.returncode == 1 and "needs time per inference" in result.stderr
 
 
+def test_spelled_out_headers_with_units_are_read_without_map(tmp_path):
+    """A spreadsheet's headers ("GPU Freq (MHz)", "Power [W]", perf_analyzer's
+    "Inferences/Second", a latency in µs) read as edgetune's names, units converted."""
+    rows = [[mhz, c, 4.0 + mhz / 300, 10.0 * c * mhz / 600, 1000.0 * c] for mhz in (300, 600) for c in (1, 2)]
+    src = write_csv(tmp_path / "lab.csv", ["GPU Freq (MHz)", "Concurrency", "Power [W]", "Inferences/Second",
+                                           "Latency p95 (µs)"], rows)
+    doc = invoke("import", str(src), "--out", str(tmp_path / "run"), "--workload", "w")
+    assert doc["knobs"] == {"gpu_freq_hz": [300000000, 600000000], "concurrency": [1, 2]}
+    assert doc["results"]["energy_per_inference_j"] == "Power [W] / Inferences/Second"
+    assert doc["results"]["latency_p95_s"] == "column Latency p95 (µs)"
+    # 600 MHz, concurrency 2: 6 W at 20/s = 0.3 J per inference, the lowest
+    assert doc["best"]["config"] == {"gpu_freq_hz": 600000000, "concurrency": 2}
+    assert doc["best"]["energy_per_inference_mj"] == pytest.approx(300.0, rel=1e-4)
+    truth = ReplayBoard(tmp_path / "run").expected("w", Config({"gpu_freq_hz": 600000000, "concurrency": 2}))
+    assert truth.batch_latency_p95_s == pytest.approx(0.002)
+
+
 def test_a_recorded_power_mode_is_a_set_of_presets_not_a_scale(tmp_path):
     """nvpmodel mode ids are numbers, but mode 3 is not between modes 2 and 4: replayed, the
     power mode is an unordered knob, as on a live board, while the numeric knobs beside it

@@ -9,6 +9,8 @@ recorded sweep, and ``bench`` and ``tune`` search it. One format, not two.
 What is read:
 
 - one row per measured setting; rows with the same setting are its repeats;
+- headers in lower case, spaces and punctuation as underscores ("GPU Freq
+  (MHz)" is ``gpu_freq_mhz``, "Power [W]" ``power_w``);
 - knob columns by edgetune's knob names (``cpu_freq_khz``, ``gpu_freq_hz``,
   ``emc_freq_hz``, ``batch_size``, ``concurrency``, ``power_mode``,
   ``cpu_cores``, ``threads``, ...), a few spellings in other units
@@ -90,7 +92,9 @@ RESULTS: Dict[str, Tuple[str, float]] = {
     "avg_power_mw": ("power", 1e-3),
     "throughput_ips": ("throughput", 1.0), "throughput_inf_per_s": ("throughput", 1.0),
     "throughput_per_s": ("throughput", 1.0), "throughput": ("throughput", 1.0),
-    "inferences_per_s": ("throughput", 1.0), "fps": ("throughput", 1.0),
+    "inferences_per_s": ("throughput", 1.0), "fps": ("throughput", 1.0), "throughput_fps": ("throughput", 1.0),
+    "inferences_per_second": ("throughput", 1.0), "inferences_second": ("throughput", 1.0),
+    "throughput_inf_s": ("throughput", 1.0), "mean_power_w": ("power", 1.0), "mean_power_mw": ("power", 1e-3),
     "simulated": ("simulated", 1.0), "feasible": ("feasible", 1.0), "failure": ("failure", 1.0),
     "error": ("failure", 1.0),
 }
@@ -110,8 +114,19 @@ _FALSE = {"0", "false", "no", "n", "f", ""}
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+#: unit spellings a header may use, as the names above spell them
+_SPELLINGS = (("µs", "us"), ("μs", "us"), ("usec", "us"), ("msec", "ms"))
+
+
 def _key(column: str) -> str:
-    return column.strip().lower()
+    """A header as edgetune reads it: lower case, every run of spaces and punctuation one
+    underscore — "GPU Freq (MHz)" is gpu_freq_mhz, "Power [W]" power_w, "Latency p95
+    (µs)" latency_p95_us, perf_analyzer's "Inferences/Second" inferences_second — so a
+    spreadsheet's headers need no --map where the words are edgetune's."""
+    key = column.strip().lower()
+    for spelled, unit in _SPELLINGS:
+        key = key.replace(spelled, unit)
+    return re.sub(r"[^a-z0-9]+", "_", key).strip("_")
 
 
 def parse_maps(items: Sequence[str]) -> Dict[str, str]:

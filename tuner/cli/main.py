@@ -520,7 +520,8 @@ def import_(
 
     Knob columns are recognised by edgetune's knob names (cpu_freq_khz,
     gpu_freq_hz, emc_freq_hz, batch_size, concurrency, power_mode, cpu_cores,
-    threads, ...) or named with --map; an empty column is an absent knob, a
+    threads, ...; "GPU Freq (MHz)" reads as gpu_freq_mhz) or named with
+    --map; an empty column is an absent knob, a
     single-valued one is pinned. Energy per inference comes from an
     energy_per_inference_j column, or from power_w / throughput; time per
     inference is 1 / throughput. Then: edgetune bench --board replay:DIR
