@@ -584,6 +584,41 @@ def test_after_the_heat_a_pause_gets_back_what_it_kept_not_the_coolest_clocks(tm
     assert not t.is_alive()
 
 
+def test_a_command_while_hot_waits_for_the_board_to_cool(tmp_path):
+    """`apply` while safe does not write its clocks over the coolest ones: the daemon stays
+    safe, with the heat as its reason, and holds the applied config once the board has cooled."""
+    d = Daemon(parse_settings(_analytic_settings(tmp_path)))
+    t = threading.Thread(target=d.run)
+    t.start()
+    sock = tmp_path / "ctl.sock"
+    try:
+        _until(lambda: _workload(sock).get("state") == "holding", what="holding")
+        board = d.board
+        board.temperatures = lambda: {"CPU-therm": 91.0}
+        _until(lambda: _workload(sock)["state"] == "safe", what="safe")
+        coolest, real_apply, written = board.current(), board.apply, []
+
+        def recording_apply(config):
+            written.append(dict(config))
+            return real_apply(config)
+
+        board.apply = recording_apply
+        request(sock, {"cmd": "apply", "config": {"gpu_freq_hz": 614400000}})
+        _until(lambda: _workload(sock).get("applied", {}).get("gpu_freq_hz") == 614400000, what="the apply recorded")
+        time.sleep(1.5)  # a few turns of the loop
+        w = _workload(sock)
+        assert w["state"] == "safe" and "above the" in w["reason"]
+        assert board.current() == coolest
+        assert all(c.get("gpu_freq_hz") != 614400000 for c in written), written  # not even for a moment
+        board.temperatures = lambda: {"CPU-therm": 60.0}
+        _until(lambda: _workload(sock)["state"] == "holding", what="holding once cooled")
+        assert board.current()["gpu_freq_hz"] == 614400000 and _workload(sock)["manual"]
+    finally:
+        d.request_stop()
+        t.join(timeout=30)
+    assert not t.is_alive()
+
+
 def test_the_status_text_says_what_it_knows_and_nothing_it_does_not():
     from tuner.cli.status import format_status
 

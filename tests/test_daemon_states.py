@@ -41,10 +41,14 @@ from tuner.errors import EdgetuneError
     (EXPLORING, HOLDING, OUTSIDE, (OVERRIDDEN, EXPLORING)),
     (SAFE, PAUSED, OUTSIDE, (OVERRIDDEN, PAUSED)),
     (OVERRIDDEN, EXPLORING, BACK, (EXPLORING, EXPLORING)),
-    # commands and search outcomes lead to the same place from anywhere
-    *[(s, HOLDING, SEARCH, (EXPLORING, HOLDING)) for s in STATES],
-    *[(s, HOLDING, CONTINUE, (EXPLORING, HOLDING)) for s in STATES],
-    *[(s, HOLDING, HOLD, (HOLDING, HOLDING)) for s in STATES],
+    # commands and search outcomes lead to the same place from anywhere but safe ...
+    *[(s, HOLDING, SEARCH, (EXPLORING, HOLDING)) for s in STATES if s != SAFE],
+    *[(s, HOLDING, CONTINUE, (EXPLORING, HOLDING)) for s in STATES if s != SAFE],
+    *[(s, HOLDING, HOLD, (HOLDING, HOLDING)) for s in STATES if s != SAFE],
+    # ... where they wait for the board to cool, as a pause does: safe goes back to them
+    (SAFE, HOLDING, SEARCH, (SAFE, EXPLORING)),
+    (SAFE, PAUSED, CONTINUE, (SAFE, EXPLORING)),
+    (SAFE, EXPLORING, HOLD, (SAFE, HOLDING)),
     *[(s, HOLDING, RELEASE, (PAUSED, HOLDING)) for s in STATES],
 ])
 def test_each_event_leads_where_the_table_says(state, resume, event, expected):

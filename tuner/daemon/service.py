@@ -461,7 +461,8 @@ class Daemon:
         ``hold`` holds ``config`` (``manual``: applied by request, so no drift
         watch); ``back`` re-holds the config safe or overridden interrupted
         (the applied one, else the best; searching on when there is none);
-        ``hot`` applies the safe config, and ``back`` to paused undoes it (the paused
+        while safe, a command's event only changes where ``back`` leads (``hold``
+        records its config, applied once cooled); ``hot`` applies the safe config, and ``back`` to paused undoes it (the paused
         config again, or the board's own settings where nothing is held); ``search`` re-plans the space and
         starts a new epoch. ``let_go`` (``release``): nothing is held any more.
         The state and reason are set before a config is applied, so a refused
@@ -477,13 +478,18 @@ class Daemon:
             ws.epoch += 1
         before = ws.state
         ws.state, ws.resume_state = step(ws.state, ws.resume_state, event, holdable=config is not None)
-        ws.reason = reason
+        if before == SAFE and ws.state == SAFE:  # a command waits for the board to cool; the heat reason stands
+            log.info("%s: %s once the board has cooled (%s)", ws.name, reason, ws.reason)
+        else:
+            ws.reason = reason
         log.debug("%s: %s -> %s on %s (%s)", ws.name, before, ws.state, event, reason)
         if ws.state == HOLDING and event in (HOLD, BACK):
             assert config is not None
             ws.applied, ws.manual = config, manual
             self.drift.reset()
             self.board.apply(config.hardware())
+        elif ws.state == SAFE and event == HOLD:  # held once cooled (back applies it), not written while hot
+            ws.applied, ws.manual = config, manual
         elif event == SEARCH:
             ws.manual = False
         elif event == HOT:
@@ -590,8 +596,7 @@ class Daemon:
             cmd = req["cmd"]
             log.info("control: %s", cmd)
             if cmd == "pause":
-                # while safe the heat reason stands; the pause takes effect once the board has cooled
-                self._go(PAUSE, "paused by request" if ws.state != SAFE else ws.reason)
+                self._go(PAUSE, "paused by request")  # while safe: once the board has cooled
             elif cmd == "resume":
                 self._adopt()
                 if ws.state == OVERRIDDEN and ws.resume_state in (HOLDING, EXPLORING):

@@ -48,10 +48,11 @@ RESUME = "resume"
 
 #: event -> {state it may fire in: (target state, what resume_state becomes)}.
 TRANSITIONS: Dict[str, Dict[str, Tuple[str, str]]] = {
-    SEARCH: {s: (EXPLORING, KEEP) for s in STATES},
-    CONTINUE: {s: (EXPLORING, KEEP) for s in STATES},
-    HOLD: {s: (HOLDING, KEEP) for s in STATES},
-    # while safe, a pause waits for the board to cool: it becomes where safe goes back to
+    # while safe, a command (retune, apply, resume, pause) waits for the board to cool: what it
+    # asks for becomes where safe goes back to, and the coolest clocks stay until then
+    SEARCH: {**{s: (EXPLORING, KEEP) for s in STATES if s != SAFE}, SAFE: (SAFE, EXPLORING)},
+    CONTINUE: {**{s: (EXPLORING, KEEP) for s in STATES if s != SAFE}, SAFE: (SAFE, EXPLORING)},
+    HOLD: {**{s: (HOLDING, KEEP) for s in STATES if s != SAFE}, SAFE: (SAFE, HOLDING)},
     PAUSE: {**{s: (PAUSED, KEEP) for s in (EXPLORING, HOLDING, PAUSED, OVERRIDDEN)}, SAFE: (SAFE, PAUSED)},
     RELEASE: {s: (PAUSED, KEEP) for s in STATES},
     # overridden: another program owns the clocks now, and the kernel's own thermal limits still apply
