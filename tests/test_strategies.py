@@ -394,6 +394,16 @@ def test_the_noise_estimate_follows_the_repeats_and_the_remeasurements():
         replay.add(i, 1.0 + 0.1 * i, Measurement(config=configs[i], simulated=False, energy_j=1.0, repeats=3,
                                                  energy_spread=0.0))
     assert replay.trial_sd(3) < 0.004
+    # ... and says so at once, while the variance estimate is still near the prior's 1.8 %
+    assert replay.exact
+    replay.add(0, 1.0, Measurement(config=configs[0], simulated=False, energy_j=1.0, repeats=3, energy_spread=0.0))
+    assert replay.exact  # the same config again: the same number
+    replay.add(0, 1.01, Measurement(config=configs[0], simulated=False, energy_j=1.01, repeats=3, energy_spread=0.0))
+    assert not replay.exact  # it read differently: noise after all
+    field = TrialNoise()
+    m = measure(configs[0], 1.0, 0.05, rng)
+    field.add(0, m.energy_j, m)
+    assert not field.exact  # a physical measurement's repeats differ
     online = TrialNoise()  # single-repeat windows: only re-measured configs tell
     for i in range(200):
         online.add(i % 20, 1.0 + 0.05 * rng.standard_normal(), None)

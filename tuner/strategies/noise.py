@@ -50,6 +50,13 @@ class TrialNoise:
         self._dof = PRIOR_DOF
         self._replicates: dict[int, list[tuple[float, int]]] = {}  # row -> [(log cost, repeats)]
         self._var: float | None = None  # repeat_var, until the next add
+        #: Nothing told so far says a measurement differs from the truth: every trial had two or
+        #: more repeats, all equal, and every config measured again read the same. No physical
+        #: measurement does that; a deterministic source — a replayed recording of one run per
+        #: setting — does, and there measuring a config again returns the same number. The
+        #: variance estimate cannot say so early: it starts from the prior's 1.8 % per repeat and
+        #: needs several trials to fall. Trials told without a measurement say nothing either way.
+        self.exact = True
 
     def add(self, row: int, cost: float, measurement=None) -> None:
         """Record one told trial (its repeats' spread when the measurement says it)."""
@@ -61,6 +68,11 @@ class TrialNoise:
                 d2 = D2.get(n, 3.078 + 0.1 * (n - 10))
                 self._sum += (n - 1) * (spread / d2) ** 2
                 self._dof += n - 1
+        if self.exact and measurement is not None and getattr(measurement, "feasible", False) \
+                and math.isfinite(cost) and cost > 0:
+            if n < 2 or getattr(measurement, "energy_spread", math.nan) != 0 \
+                    or any(v != math.log(cost) for v, _ in self._replicates.get(row, ())):
+                self.exact = False  # noise seen (or, with one repeat a trial, never ruled out)
         if math.isfinite(cost) and cost > 0:
             self._replicates.setdefault(row, []).append((math.log(cost), n))
 

@@ -20,12 +20,11 @@ below the point where a re-measure looks worthless, and by then Thompson
 sampling had spent one of a replayed surface's few trials re-measuring its
 first guess (the shared LoudVA Nano surface: on 8 of 50 seeds, with a budget of 15).
 The first repeat that differs, or a re-measured config that reads
-differently, ends it for the rest of the search.
+differently, ends it for the rest of the search (``TrialNoise.exact``, the
+shared noise estimate's).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -42,25 +41,13 @@ class ThompsonSampling(ModelBased):
     temperature = 1.0
     max_measurements = 2
 
-    def __init__(self, space, *, seed: int = 0, start=None) -> None:
-        super().__init__(space, seed=seed, start=start)
-        self.exact = True  # every trial so far had two or more repeats, all equal, and re-measures agreed
-
-    def tell(self, config, cost, measurement=None) -> None:
-        if self.exact and measurement is not None and measurement.feasible and math.isfinite(cost):
-            repeats = int(measurement.repeats or 1)
-            earlier = [c for c in self.costs.get(self.lattice.row(config), ()) if math.isfinite(c)]
-            if repeats < 2 or measurement.energy_spread != 0 or any(c != cost for c in earlier):
-                self.exact = False  # noise seen (or, with one repeat a trial, never ruled out)
-        super().tell(config, cost, measurement)
-
     def choose(self, candidates: np.ndarray) -> int:
         counts = np.array([len(self.costs.get(int(r), ())) for r in candidates])
         # A leader measured this often is known to the model's noise floor, and one
         # whose repeats agree (a replayed recording, a quiet board) would return the
         # same number: another draw at it would teach nothing, its neighbours would.
         again = counts == 0
-        if not self.exact:
+        if not self.noise.exact:
             again |= (counts < self.max_measurements) & self.uncertain(candidates)
         if np.any(again):
             candidates = candidates[again]
