@@ -55,8 +55,10 @@ class TrialNoise:
         #: measurement does that; a deterministic source — a replayed recording of one run per
         #: setting — does, and there measuring a config again returns the same number. The
         #: variance estimate cannot say so early: it starts from the prior's 1.8 % per repeat and
-        #: needs several trials to fall. Trials told without a measurement say nothing either way.
+        #: needs several trials to fall. Trials told without a measurement say nothing either way,
+        #: nor does a single-repeat trial once repeats have agreed (see ``add``).
         self.exact = True
+        self._agreed = 0  # trials of two or more repeats, all equal
 
     def add(self, row: int, cost: float, measurement=None) -> None:
         """Record one told trial (its repeats' spread when the measurement says it)."""
@@ -70,9 +72,13 @@ class TrialNoise:
                 self._dof += n - 1
         if self.exact and measurement is not None and getattr(measurement, "feasible", False) \
                 and math.isfinite(cost) and cost > 0:
-            if n < 2 or getattr(measurement, "energy_spread", math.nan) != 0 \
-                    or any(v != math.log(cost) for v, _ in self._replicates.get(row, ())):
-                self.exact = False  # noise seen (or, with one repeat a trial, never ruled out)
+            differs = any(v != math.log(cost) for v, _ in self._replicates.get(row, ()))
+            if n >= 2 and getattr(measurement, "energy_spread", math.nan) == 0 and not differs:
+                self._agreed += 1
+            elif differs or n >= 2 or not self._agreed:
+                # noise seen; or one repeat a trial from the start (online windows), which never rules it
+                # out. A single repeat after repeats that agreed (racing cut a poor config short) is neutral.
+                self.exact = False
         if math.isfinite(cost) and cost > 0:
             self._replicates.setdefault(row, []).append((math.log(cost), n))
 
