@@ -52,8 +52,9 @@ from tuner.strategies.noise import TrialNoise
 from tuner.strategies.prior import batch_trend, likely_best
 from tuner.strategies.trust_region import TrustRegion
 
-#: How much a single run's own luck may move a setting's recorded cost: the low end of what
-#: real single runs of one setting differ by (5-15 %). On a recording of one run per setting
+#: How much a single run's own luck may move a setting's recorded cost: the middle of what
+#: real single runs of one setting differ by (5-15 %; the shared LoudVA recording's source
+#: reports 10-15 % between repeats). On a recording of one run per setting
 #: (every repeat agrees exactly: ``TrialNoise.exact``) that luck is frozen into each value,
 #: and an unmeasured setting's is unknown. The GP's learned roughness says the same once it
 #: has seen enough, but its prior (``ROUGH_PRIOR``, for smooth surfaces) holds it near 0.3 %
@@ -552,7 +553,9 @@ class ModelBased(Strategy):
         readings are noisy; on a flat surface a tie measured twice is not settled),
         and so is a measured config's (a config measured once under noise may still
         hide a real win). The posterior includes the surface's roughness but not the
-        measurement noise: a win that is only a lucky reading does not count.
+        measurement noise: a win that is only a lucky reading does not count — except on a
+        recording of one run per setting, where the luck is the recorded value: there an
+        unmeasured setting's own variance is at least ``RUN_LUCK_SD`` squared.
         """
         if self._design or not self._fitted:
             return 1.0
