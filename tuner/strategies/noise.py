@@ -58,7 +58,7 @@ class TrialNoise:
         #: needs several trials to fall. Trials told without a measurement say nothing either way,
         #: nor does a single-repeat trial once repeats have agreed (see ``add``).
         self.exact = True
-        self._agreed = 0  # trials of two or more repeats, all equal
+        self.agreed = 0  # trials of two or more repeats, all equal: the evidence behind ``exact``
 
     def add(self, row: int, cost: float, measurement=None) -> None:
         """Record one told trial (its repeats' spread when the measurement says it)."""
@@ -74,8 +74,8 @@ class TrialNoise:
                 and math.isfinite(cost) and cost > 0:
             differs = any(v != math.log(cost) for v, _ in self._replicates.get(row, ()))
             if n >= 2 and getattr(measurement, "energy_spread", math.nan) == 0 and not differs:
-                self._agreed += 1
-            elif differs or n >= 2 or not self._agreed:
+                self.agreed += 1
+            elif differs or n >= 2 or not self.agreed:
                 # noise seen; or one repeat a trial from the start (online windows), which never rules it
                 # out. A single repeat after repeats that agreed (racing cut a poor config short) is neutral.
                 self.exact = False

@@ -569,7 +569,7 @@ class ModelBased(Strategy):
         from scipy.stats import norm
 
         # on a recording of one run per setting, an unmeasured setting holds its run's luck too
-        luck = RUN_LUCK_SD**2 if self.noise.exact else 0.0
+        luck = RUN_LUCK_SD**2 if self.noise.exact and self.noise.agreed else 0.0
         measured = self.measured()
         best = 0.0
         for chunk in np.array_split(candidates, max(1, math.ceil(candidates.size / CHANCE_CHUNK))):
