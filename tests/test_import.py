@@ -186,6 +186,10 @@ def test_spelled_out_headers_with_units_are_read_without_map(tmp_path):
     assert doc["best"]["energy_per_inference_mj"] == pytest.approx(300.0, rel=1e-4)
     truth = ReplayBoard(tmp_path / "run").expected("w", Config({"gpu_freq_hz": 600000000, "concurrency": 2}))
     assert truth.batch_latency_p95_s == pytest.approx(0.002)
+    # a unit edgetune does not know is never read as another: microjoules are not joules
+    micro = write_csv(tmp_path / "uj.csv", ["gpu_freq_hz", "Energy per inference (µJ)"], [[1, 5.0], [2, 4.0]])
+    result = cli.invoke(app, ["import", str(micro), "--out", str(tmp_path / "uj")])
+    assert result.exit_code == 1 and "no result columns" in str(result.exception)
 
 
 def test_a_recorded_power_mode_is_a_set_of_presets_not_a_scale(tmp_path):

@@ -577,3 +577,37 @@ def test_an_economical_search_of_a_recording_counts_the_luck_of_unmeasured_setti
     ignored = [economical(name, recording(seed), budget) for seed in range(8)]
     assert sum(n for n, _ in counted) > sum(n for n, _ in ignored), (counted, ignored)
     assert sum(r for _, r in counted) < sum(r for _, r in ignored), (counted, ignored)
+
+
+CAPS = {0: 400, 1: 600, 2: 800, 3: 1000}  # each power mode allows its own four GPU clocks
+CAPPED = Space((Knob("power_mode", (0, 1, 2, 3), ordered=False), Knob("gpu_freq_hz", tuple(range(100, 1100, 100)))),
+               (lambda c: CAPS[c["power_mode"]] - 400 < c["gpu_freq_hz"] <= CAPS[c["power_mode"]],))
+
+
+def capped(config: Config) -> float:
+    """The lowest mode is best; within a mode, 150 MHz below its cap."""
+    level = {0: 1.0, 1: 1.3, 2: 1.4, 3: 1.5}[config["power_mode"]]
+    return level * (1 + ((config["gpu_freq_hz"] - CAPS[config["power_mode"]] + 150) / 300) ** 2)
+
+
+def test_descent_crosses_presets_that_cap_the_clocks_and_leaves_a_failed_start():
+    """A recording of power modes that each cap the GPU clock (an incomplete grid): the
+    descent's steps land on holes, and a mode's alternatives are not at the same clock.
+    Before, it measured its starting config again for the whole budget (a knob whose every
+    step lands on a hole never shrank its step) and never compared the modes. And a position
+    that failed (an SLO, a crash) gives way to any measured config that did not."""
+    best = min(capped(c) for c in CAPPED)
+    for seed in range(3):
+        strategy, asked = search_noisy("ogd", CAPPED, capped, 0.0, 8, seed)
+        assert len(set(asked)) >= 6 and capped(strategy.best()) == best, (seed, asked)
+    rng = np.random.default_rng(0)
+    strategy = make_strategy("ogd", CAPPED)
+    for _ in range(8):
+        config = strategy.ask()
+        if config["power_mode"] == 3:  # the start (the top clocks) fails
+            strategy.tell(config, math.inf, Measurement.infeasible(config, "slo: p95 over the limit", simulated=True))
+        else:
+            m = measure(config, capped(config), 0.0, rng)
+            strategy.tell(config, m.energy_j, m)
+    assert strategy.best()["power_mode"] != 3 and strategy.position is not None
+    assert strategy.lattice.configs[strategy.position]["power_mode"] != 3

@@ -114,8 +114,9 @@ _FALSE = {"0", "false", "no", "n", "f", ""}
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-#: unit spellings a header may use, as the names above spell them
-_SPELLINGS = (("µs", "us"), ("μs", "us"), ("usec", "us"), ("msec", "ms"))
+#: unit spellings a header may use, as the names above spell them; the micro sign becomes u
+#: (µs is us), never nothing, so "Energy (µJ)" stays unrecognised rather than read as joules
+_SPELLINGS = (("µ", "u"), ("μ", "u"), ("usec", "us"), ("msec", "ms"))
 
 
 def _key(column: str) -> str:

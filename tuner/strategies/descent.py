@@ -243,6 +243,8 @@ class OnlineDescent(Strategy):
         """``row`` beats ``here`` by at least ``Z`` standard errors; a smaller win that
         measuring again could not settle is a tie, and a tie does not move the descent
         (on a plateau, single readings would otherwise walk it anywhere)."""
+        if self._stat(here) is None and here in self.costs:  # the position failed (an SLO, a crash)
+            return self._stat(row) is not None
         gap = self._gap(row, here)
         return gap is not None and gap[0] > 0 and gap[0] >= self.Z_MOVE * gap[1]
 
@@ -316,6 +318,7 @@ class OnlineDescent(Strategy):
                 yield here
                 told = len(self.order)
             probes: dict[int, tuple[int, int]] = {}  # dim -> (row, direction)
+            blocked: list[int] = []  # knobs whose step lands on no recorded config either way
             for d in self.dims:
                 if rest[d] > 0:
                     rest[d] -= 1
@@ -328,6 +331,7 @@ class OnlineDescent(Strategy):
                     if row is not None and row != here:
                         break
                 else:
+                    blocked.append(d)
                     continue
                 if row not in self.costs:
                     yield row
@@ -370,6 +374,8 @@ class OnlineDescent(Strategy):
                 for d in probes:
                     self.sign[d] = -self.sign[d]
                     self.step[d] = max(1.0, self.step[d] / 2)
+                for d in blocked:  # an incomplete grid (a recording): a shorter step may land
+                    self.step[d] = max(1.0, self.step[d] / 2)
                 if all(self.step[d] <= 1.0 for d in self.dims) and self._stuck(x, here):
                     # a local minimum, or a lucky reading here: check both before leaving
                     yield from self._check_position(x, here)
@@ -411,6 +417,10 @@ class OnlineDescent(Strategy):
                 y = x.copy()
                 y[d] = value
                 row = self._clamp_row(y)
+                if row is None:  # this value caps the clocks elsewhere (a power mode): its nearest config
+                    same = np.flatnonzero(self.allowed & (self.lattice.index[:, d] == value))
+                    if same.size:
+                        row = int(same[np.argmin(np.abs(self.lattice.index[same] - x).sum(axis=1))])
                 if row is None or row == here or row in rows:
                     continue
                 if row not in self.costs:
