@@ -462,9 +462,10 @@ class Daemon:
         watch); ``back`` re-holds the config safe or overridden interrupted
         (the applied one, else the best; searching on when there is none);
         while safe, a command's event only changes where ``back`` leads (``hold``
-        records its config, applied once cooled); ``hot`` applies the safe config, and ``back`` to paused undoes it (the paused
-        config again, or the board's own settings where nothing is held); ``search`` re-plans the space and
-        starts a new epoch. ``let_go`` (``release``): nothing is held any more.
+        records its config, applied once cooled); ``hot`` applies the safe config, and
+        ``back`` to paused undoes it (the paused config again, or the board's own
+        settings where nothing is held); ``search`` re-plans the space and starts a new
+        epoch. ``let_go`` (``release``): nothing is held any more.
         The state and reason are set before a config is applied, so a refused
         write leaves the state it was going to and the loop retries it.
         """

@@ -173,10 +173,13 @@ class Strategy(ABC):
         mask[list(self.costs)] = True
         return mask
 
-    def nearest_allowed(self, x, *, fresh: bool = False) -> int | None:
+    def nearest_allowed(self, x, *, fresh: bool = False, within: np.ndarray | None = None) -> int | None:
         """The allowed row nearest to index vector ``x`` (memory pruning may have
-        removed ``x`` itself); with ``fresh``, the nearest not yet measured."""
+        removed ``x`` itself); with ``fresh``, the nearest not yet measured; with
+        ``within`` (a row mask), the nearest among those rows."""
         ok = self.allowed & ~self.measured() if fresh else self.allowed
+        if within is not None:
+            ok = ok & within
         rows = np.flatnonzero(ok)
         if rows.size == 0:
             return None

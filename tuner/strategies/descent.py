@@ -418,9 +418,7 @@ class OnlineDescent(Strategy):
                 y[d] = value
                 row = self._clamp_row(y)
                 if row is None:  # this value caps the clocks elsewhere (a power mode): its nearest config
-                    same = np.flatnonzero(self.allowed & (self.lattice.index[:, d] == value))
-                    if same.size:
-                        row = int(same[np.argmin(np.abs(self.lattice.index[same] - x).sum(axis=1))])
+                    row = self.nearest_allowed(y, within=self.lattice.index[:, d] == value)
                 if row is None or row == here or row in rows:
                     continue
                 if row not in self.costs:
