@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,20 @@ def test_nvml_clock_lock_is_journalled_and_restored(tmp_path):
 def test_nvml_missing_gpu_index(tmp_path):
     with pytest.raises(BoardNotFound):
         NvmlBoard(3, nvml=FakeNvml(), state_dir=tmp_path)
+
+
+class SteppedNvml(FakeNvml):
+    """NVML whose energy counter moves only every 20 ms, as real ones do every ~100 ms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t0 = time.monotonic()
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        return 1000 + int((time.monotonic() - self.t0) / 0.02) * 5000
+
+
+def test_nvml_source_measures_how_often_its_counter_moves(tmp_path):
+    src = NvmlBoard(0, nvml=SteppedNvml(), state_dir=tmp_path).power_source()
+    assert src.update_period_s == pytest.approx(0.02, abs=0.004)
+    assert src.update_period_s is src.update_period_s  # measured once

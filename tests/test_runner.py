@@ -148,3 +148,70 @@ def test_governor_without_frequency_releases_a_pinned_clock(nano):
     policy = nano / "sys/devices/system/cpu/cpufreq/policy0"
     assert (policy / "scaling_max_freq").read_text().split()[0] == "1479000"
     assert board.restore() == []
+
+
+class CoarseCounter:
+    """An energy counter (mJ) that, like NVML's, changes only every ``period`` s: each change adds
+    what was drawn up to that instant, 20 W while the workload runs and 2 W otherwise."""
+
+    def __init__(self, period: float) -> None:
+        self.channels = (Channel("GPU0", "gpu", "energy_mj"),)
+        self.total = ("GPU0",)
+        self.period = period
+        self.start = time.monotonic()
+        self.changes = [(self.start, 2.0)]  # (since, watts)
+
+    @property
+    def update_period_s(self) -> float:
+        return self.period
+
+    def draw(self, watts: float) -> None:
+        self.changes.append((time.monotonic(), watts))
+
+    def read(self) -> dict[str, float]:
+        until = self.start + (time.monotonic() - self.start) // self.period * self.period  # the last update
+        joules = 0.0
+        for (since, watts), (nxt, _) in zip(self.changes, self.changes[1:] + [(until, 0.0)]):
+            joules += watts * max(0.0, min(nxt, until) - since)
+        return {"GPU0": joules * 1000.0}
+
+
+class DrawingWorkload(SleepWorkload):
+    """A sleeper that draws 20 W from the counter while it runs."""
+
+    def __init__(self, counter: CoarseCounter, per_inference_s: float) -> None:
+        super().__init__(per_inference_s)
+        self.counter = counter
+
+    def run(self, inferences):
+        self.counter.draw(20.0)
+        try:
+            return super().run(inferences)
+        finally:
+            self.counter.draw(2.0)
+
+
+def _coarse_runner(period: float, **policy) -> tuple[TrialRunner, CoarseCounter]:
+    board = FakeBoard()
+    board.source = CoarseCounter(period)
+    wl = DrawingWorkload(board.source, 0.0002)  # 50 inferences: 10 ms, well under one update
+    return TrialRunner(board, wl, RunPolicy(inferences=50, warmup_inferences=2, min_repeats=3, max_repeats=3,
+                                            settle_s=0.0, sample_rate_hz=100, **policy)), board.source
+
+
+def test_a_coarse_counter_gets_windows_of_many_updates_and_a_warm_up_of_one():
+    runner, counter = _coarse_runner(0.02)
+    trial = runner.measure(Config({"gpu_freq_hz": 200, "batch_size": 2}))
+    multiples = {m.inferences for m in trial.repeats}
+    assert len(multiples) == 1 and multiples.pop() % 50 == 0  # whole multiples, the same for every repeat
+    for m in trial.repeats:
+        assert m.time_s >= 25 * counter.period * 0.7  # the multiple comes from the warm-up's rate: an estimate
+        # read at the window's ends, the counter is at most one update stale at each: within 1/25
+        assert m.avg_power_w == pytest.approx(20.0, rel=0.08)
+    assert trial.measurement.energy_spread < 0.1
+
+
+def test_with_no_minimum_window_a_coarse_counter_runs_exactly_the_work_asked():
+    runner, _ = _coarse_runner(0.02, min_window_updates=0)
+    trial = runner.measure(Config({"gpu_freq_hz": 200, "batch_size": 2}))
+    assert [m.inferences for m in trial.repeats] == [50, 50, 50]

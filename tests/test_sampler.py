@@ -8,7 +8,7 @@ import pytest
 
 from tuner.boards.base import Channel
 from tuner.boards.jetson import JetsonBoard
-from tuner.sampler import Sampler
+from tuner.sampler import Sampler, update_period
 from tuner.sysfs import Sysfs
 
 
@@ -69,3 +69,28 @@ def test_sampler_rejects_bad_rate(nano):
     board = JetsonBoard(Sysfs(nano))
     with pytest.raises(ValueError):
         Sampler(board.power_source(), rate_hz=0)
+
+
+class SteppedClock:
+    """A fake clock that ``sleep`` advances: polling costs no real time."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def test_update_period_is_the_gap_between_changes_of_a_stepped_reading():
+    clock = SteppedClock()
+    read = lambda: {"GPU0": float(int((clock.t + 0.037) / 0.1))}  # noqa: E731 - steps every 0.1 s, mid-period start
+    assert update_period(read, clock=clock, sleep=clock.sleep) == pytest.approx(0.1, abs=0.003)
+
+
+def test_update_period_of_a_reading_that_never_changes_is_the_polling_limit():
+    clock = SteppedClock()
+    assert update_period(lambda: {"GPU0": 5.0}, max_s=0.7, clock=clock, sleep=clock.sleep) == 0.7
+    assert update_period(lambda: {}, max_s=0.7, clock=clock, sleep=clock.sleep) == 0.7  # a failing sensor

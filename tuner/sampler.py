@@ -10,9 +10,10 @@ updates only every few milliseconds.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from tuner.boards.base import PowerSource
@@ -117,3 +118,26 @@ class Sampler:
         t1 = self.clock()
         self._sample()  # a reading at the window's end
         return self.snapshot().energy(t0, t1).avg_power_w
+
+
+def update_period(read: Callable[[], Mapping[str, float]], *, max_s: float = 1.0, poll_s: float = 0.002,
+                  changes: int = 6, clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> float:
+    """Seconds between changes of a sensor's readings, measured by polling ``read`` every ``poll_s``.
+
+    The median gap between consecutive changes, once ``changes`` changes are seen; within
+    ``max_s`` with fewer than three, ``max_s`` (the sensor is at least that coarse, as far as
+    anyone can tell here). A reading's first change only starts the clock: the time before it
+    is a partial period."""
+    start = clock()
+    last = dict(read())
+    seen: list[float] = []
+    while clock() - start < max_s and len(seen) < changes:
+        sleep(poll_s)
+        now = dict(read())
+        if now and now != last:
+            seen.append(clock())
+            last = now
+    if len(seen) < 3:
+        return max_s
+    return statistics.median(b - a for a, b in zip(seen, seen[1:]))

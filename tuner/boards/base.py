@@ -41,7 +41,13 @@ class Channel:
 class PowerSource(Protocol):
     """What the sampler reads. ``read()`` returns one value per channel name:
     milliwatts for power channels, cumulative millijoules for energy channels.
-    A channel that failed this time is simply absent from the dict."""
+    A channel that failed this time is simply absent from the dict.
+
+    A source whose readings change only every so often (NVML's energy counter:
+    every 100 ms on the H200 measured) also has ``update_period_s``, the
+    seconds between changes; the runner then warms up for at least one period
+    and makes each measured window many periods long (:class:`~tuner.runner.RunPolicy`).
+    Without it (INA3221, RAPL: milliseconds) the readings count as continuous."""
 
     channels: tuple[Channel, ...]
 

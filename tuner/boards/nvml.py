@@ -43,6 +43,17 @@ class NvmlSource:
             self.kind = POWER
         self.channels = (Channel(name, "gpu", self.kind),)
         self.total = (name,)
+        self._period: float | None = None
+
+    @property
+    def update_period_s(self) -> float:
+        """How often the reading changes, measured once by polling: NVML publishes power and energy
+        from the driver's periodic samples, not continuously (every 0.100 s on an H200, idle or busy)."""
+        if self._period is None:
+            from tuner.sampler import update_period
+
+            self._period = update_period(self.read)
+        return self._period
 
     def read(self) -> dict[str, float]:
         name = self.channels[0].name

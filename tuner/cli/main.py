@@ -650,8 +650,9 @@ def run(
     config = Config(values)
     options = {"weights": weights, "model_file": model_file, "images": images, **parse_options(option or [])}
     wl = open_workload(workload, b, options=options)
-    runner = TrialRunner(b, wl, RunPolicy(inferences=inferences, warmup_inferences=batch_size, min_repeats=1,
-                                          max_repeats=1, settle_s=0.0 if not config.hardware() else 0.2))
+    policy = RunPolicy(inferences=inferences, warmup_inferences=batch_size, min_repeats=1, max_repeats=1,
+                       settle_s=0.0 if not config.hardware() else 0.2, min_window_updates=0)  # exactly N
+    runner = TrialRunner(b, wl, policy)
     try:
         trial = runner.measure(config)
     finally:
@@ -659,6 +660,13 @@ def run(
         if config.hardware():
             b.restore()
     m = trial.measurement
+    source = b.power_source() if hasattr(b, "power_source") else None
+    period = getattr(source, "update_period_s", None)
+    if m.feasible and period and m.time_s < RunPolicy.min_window_updates * period:
+        typer.echo(f"note: the power sensor updates every {period * 1e3:.0f} ms, so the energy of a "
+                   f"{m.time_s:.2f} s run is uncertain by up to {period / m.time_s:.0%}; run at least "
+                   f"{RunPolicy.min_window_updates * period:.1f} s (more --inferences) for a figure to compare",
+                   err=True)
     doc = {"board": b.info.profile or b.info.kind, "workload": workload, **m.to_dict(),
            "load_s": getattr(wl, "load_s", None)}
     if as_json:
