@@ -587,6 +587,8 @@ def test_after_the_heat_a_pause_gets_back_what_it_kept_not_the_coolest_clocks(tm
 def test_a_command_while_hot_waits_for_the_board_to_cool(tmp_path):
     """`apply` while safe does not write its clocks over the coolest ones: the daemon stays
     safe, with the heat as its reason, and holds the applied config once the board has cooled."""
+    from tuner.cli.status import format_status
+
     d = Daemon(parse_settings(_analytic_settings(tmp_path)))
     t = threading.Thread(target=d.run)
     t.start()
@@ -604,15 +606,21 @@ def test_a_command_while_hot_waits_for_the_board_to_cool(tmp_path):
 
         board.apply = recording_apply
         request(sock, {"cmd": "apply", "config": {"gpu_freq_hz": 614400000}})
-        _until(lambda: _workload(sock).get("applied", {}).get("gpu_freq_hz") == 614400000, what="the apply recorded")
+        _until(lambda: (_workload(sock).get("pending") or {}).get("gpu_freq_hz") == 614400000,
+               what="the apply recorded")
         time.sleep(1.5)  # a few turns of the loop
         w = _workload(sock)
         assert w["state"] == "safe" and "above the" in w["reason"]
+        assert w["applied"] is None and w["waiting"] == "applied by request"  # status says what is on the board
+        text = format_status({"pid": 1, "board": {}, "workloads": [w]})
+        assert "applied:" not in text and "GPU 614.4 MHz (applied by request)" in text.split("once cooled:")[1]
         assert board.current() == coolest
         assert all(c.get("gpu_freq_hz") != 614400000 for c in written), written  # not even for a moment
         board.temperatures = lambda: {"CPU-therm": 60.0}
         _until(lambda: _workload(sock)["state"] == "holding", what="holding once cooled")
-        assert board.current()["gpu_freq_hz"] == 614400000 and _workload(sock)["manual"]
+        w = _workload(sock)
+        assert board.current()["gpu_freq_hz"] == 614400000 and w["manual"]
+        assert w["reason"] == "cooled down; applied by request" and w["pending"] is None and w["waiting"] is None
     finally:
         d.request_stop()
         t.join(timeout=30)

@@ -47,6 +47,9 @@ def format_status(doc: dict[str, Any]) -> str:
         lines.append(f"{w['name']}: {w['state']} ({w['reason']})")
         if w.get("applied"):
             lines.append(f"  applied:  {config_text(w['applied'])}" + ("  [manual]" if w.get("manual") else ""))
+        if w.get("pending"):
+            waiting = f" ({w['waiting']})" if w.get("waiting") else ""
+            lines.append(f"  once cooled: {config_text(w['pending'])}{waiting}")
         lines.append(f"  trials:   {w['trials_used']} in the last search, {w['searches']} search(es) done")
         cost = cost_text(w.get("exploration"), w.get("payback_s"))
         if cost:

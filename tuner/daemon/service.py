@@ -481,8 +481,11 @@ class Daemon:
         ws.state, ws.resume_state = step(ws.state, ws.resume_state, event, holdable=config is not None)
         if before == SAFE and ws.state == SAFE:  # a command waits for the board to cool; the heat reason stands
             log.info("%s: %s once the board has cooled (%s)", ws.name, reason, ws.reason)
+            ws.waiting = reason
         else:
-            ws.reason = reason
+            if before == SAFE and ws.waiting:  # cooled: say what the wait was for
+                reason = f"{reason}; {ws.waiting}"
+            ws.reason, ws.waiting = reason, None
         log.debug("%s: %s -> %s on %s (%s)", ws.name, before, ws.state, event, reason)
         if ws.state == HOLDING and event in (HOLD, BACK):
             assert config is not None

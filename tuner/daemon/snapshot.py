@@ -21,7 +21,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from tuner.config import Config, Knob
 from tuner.daemon.protocol import ProtocolError
-from tuner.daemon.states import WorkloadState
+from tuner.daemon.states import SAFE, WorkloadState
 from tuner.errors import EdgetuneError
 from tuner.measurement import Measurement
 
@@ -76,7 +76,9 @@ def workload_doc(ws: WorkloadState, measured: Dict[str, Any], on_external_change
         saving = 1.0 - ws.best_epi_j / ws.dvfs_epi_j
     return {
         "name": ws.name, "state": ws.state, "reason": ws.reason, "epoch": ws.epoch,
-        "applied": ws.applied.to_dict() if ws.applied else None, "manual": ws.manual,
+        # while safe the coolest clocks are on the board: what is held comes back once cooled (pending)
+        "applied": ws.applied.to_dict() if ws.applied and ws.state != SAFE else None, "manual": ws.manual,
+        "pending": ws.applied.to_dict() if ws.applied and ws.state == SAFE else None, "waiting": ws.waiting,
         "best": ws.best.to_dict() if ws.best else None,
         "best_energy_per_inference_mj": mj(ws.best_epi_j), "best_repeats": ws.best_repeats,
         "dvfs_energy_per_inference_mj": mj(ws.dvfs_epi_j),

@@ -124,6 +124,7 @@ class WorkloadState:
     payback_s: Optional[float] = None
     last_external: Optional[Dict[str, Any]] = None  # the last such finding: when, which files, what was done
     fleet: Optional[Dict[str, Any]] = None  # what the last search's fleet warm start did (tuner.search.Prior)
+    waiting: Optional[str] = None  # while safe: the reason of a command carried out once cooled (not stored)
 
     def to_store(self, spec_key: str) -> Dict[str, Any]:
         """The document the store keeps (safe is stored as the state it interrupted: heat does not last)."""
