@@ -611,3 +611,25 @@ def test_descent_crosses_presets_that_cap_the_clocks_and_leaves_a_failed_start()
             strategy.tell(config, m.energy_j, m)
     assert strategy.best()["power_mode"] != 3 and strategy.position is not None
     assert strategy.lattice.configs[strategy.position]["power_mode"] != 3
+
+
+def rough_presets(seed: int):
+    """:func:`presets` measured once per setting, as a recording is: each setting's reading off
+    by a frozen 8 % (lognormal), so that one reading of a mode says little about it."""
+    rng = np.random.default_rng(seed)
+    luck = {c: float(np.exp(rng.normal(0.0, 0.08))) for c in PRESETS}
+    return lambda config: presets(config) * luck[config]
+
+
+@pytest.mark.parametrize("name", ["bo", "thompson"])
+def test_model_based_designs_try_every_value_of_an_unordered_knob(name):
+    """The GP has nothing to interpolate across an unordered knob, so a mode it never measured
+    stays a guess and its trust region rarely reaches it: the initial design tries each mode
+    (at the prior's guess of the rest). On a rough recording of nine modes, with a tenth of the
+    space, both then end within 5 % of the recorded best on every seed; before, BO missed on 5
+    of these 10 seeds and Thompson sampling on 8 (7-23 % off)."""
+    f = rough_presets(7)
+    best = min(f(c) for c in PRESETS)
+    for seed in range(10):
+        strategy, _ = search_noisy(name, PRESETS, f, 0.0, math.ceil(0.1 * len(PRESETS)), seed)
+        assert f(strategy.best()) <= best * 1.05, (name, seed, strategy.best())

@@ -419,6 +419,7 @@ class ModelBased(Strategy):
     recommendation by posterior mean among measured configs."""
 
     init_points = 3
+    UNORDERED_SHARE = 16  # an unordered knob's values enter the design if they are at most 1/16 of the space
 
     def __init__(self, space, *, seed: int = 0, start=None) -> None:
         super().__init__(space, seed=seed, start=start)
@@ -433,6 +434,14 @@ class ModelBased(Strategy):
         anchors = [likely_best(space), tuple(len(k) - 1 if k.ordered else 0 for k in space.knobs)]
         if start is not None and self.lattice.get(start) is not None:
             anchors.insert(0, tuple(space.to_indices(start)))
+        # An unordered knob (a power mode, a provider) gives the GP nothing to interpolate
+        # across: a value never measured stays the prior's guess, and the trust region
+        # rarely reaches it. Where its values are a small share of the space, the design
+        # tries each at the first anchor's other settings, as descent compares them.
+        base = anchors[0]
+        for i, knob in enumerate(space.knobs):
+            if not knob.ordered and len(knob) * self.UNORDERED_SHARE <= len(self.lattice):
+                anchors += [base[:i] + (v,) + base[i + 1:] for v in range(len(knob))]
         anchors = list(dict.fromkeys(anchors))
         spread = self.lattice.design(max(0, self.init_points - len(anchors)), self.rng, self.allowed)
         self._design = anchors + [tuple(self.lattice.index[r]) for r in spread]
