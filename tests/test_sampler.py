@@ -53,6 +53,33 @@ def test_sampler_counts_transient_errors_and_keeps_going():
     assert tr.energy().avg_power_w == pytest.approx(3.0)
 
 
+class StepSource:
+    """One rail that reads ``mw`` (set by the test: idle, then loaded)."""
+
+    channels = (Channel("VDD_IN", "total"),)
+    total = ("VDD_IN",)
+
+    def __init__(self) -> None:
+        self.mw = 2000.0
+
+    def read(self):
+        return {"VDD_IN": self.mw}
+
+
+def test_a_mark_takes_a_reading_so_a_window_starts_measured_not_interpolated():
+    """The load starts at the mark, between two readings of a slow sampler (2 Hz): the window's
+    first quarter second was interpolated from the idle reading before it (19 % low here)."""
+    src = StepSource()
+    sampler = Sampler(src, rate_hz=2).start()  # a reading at 0 (idle), the next at 0.5 s
+    time.sleep(0.25)
+    src.mw = 20000.0
+    t0 = sampler.mark("inference")
+    time.sleep(0.3)
+    trace = sampler.stop()
+    assert trace.phase("inference").avg_power_w == pytest.approx(20.0, rel=0.02)
+    assert trace.energy(t0, trace.end).total_j == pytest.approx(20.0 * (trace.end - t0), rel=0.02)
+
+
 def test_marks_phases_and_idle_baseline(nano):
     board = JetsonBoard(Sysfs(nano))
     sampler = Sampler(board.power_source(), rate_hz=50).start()
@@ -94,3 +121,16 @@ def test_update_period_of_a_reading_that_never_changes_is_the_polling_limit():
     clock = SteppedClock()
     assert update_period(lambda: {"GPU0": 5.0}, max_s=0.7, clock=clock, sleep=clock.sleep) == 0.7
     assert update_period(lambda: {}, max_s=0.7, clock=clock, sleep=clock.sleep) == 0.7  # a failing sensor
+
+
+def test_hwmon_rails_say_how_often_they_update_when_the_driver_does(make_tree):
+    """The mainline ina3221 driver's update_interval (ms) is the period of new readings; an
+    emulated tree without it (and the iio driver) counts as continuous."""
+    root = make_tree("jetson-orin-nx")
+    source = JetsonBoard(Sysfs(root)).power_source()
+    assert source.update_period_s is None
+    monitors = sorted(root.glob("sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"))
+    assert monitors
+    for i, hw in enumerate(monitors):
+        (hw / "update_interval").write_text(f"{140 + i}\n")  # heavy averaging: a reading every 140 ms
+    assert JetsonBoard(Sysfs(root)).power_source().update_period_s == pytest.approx((140 + len(monitors) - 1) / 1000)

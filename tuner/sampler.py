@@ -38,17 +38,21 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def _sample(self) -> float:
-        t = self.clock()
-        try:
-            reading = self.source.read()
-        except Exception:  # a sensor hiccup must not end a long measurement
-            reading = {}
+    def _sample(self, phase: str | None = None) -> float:
+        # One reading, timed and added under the lock: a mark's reading (main thread) and the
+        # sampler thread's then reach the trace in time order, which its integration needs.
         with self._lock:
+            t = self.clock()
+            try:
+                reading = self.source.read()
+            except Exception:  # a sensor hiccup must not end a long measurement
+                reading = {}
             missing = sum(1 for ch in self.trace.channels if ch.name not in reading)
             self.trace.read_errors += missing
             if reading:
                 self.trace.add(t, reading)
+            if phase is not None:
+                self.trace.marks.append((t, phase))
         return t
 
     def _run(self) -> None:
@@ -77,11 +81,12 @@ class Sampler:
         return self
 
     def mark(self, phase: str) -> float:
-        """Open phase ``phase`` now (closing the previous one); returns its time."""
-        t = self.clock()
-        with self._lock:
-            self.trace.marks.append((t, phase))
-        return t
+        """Open phase ``phase`` now (closing the previous one), with a reading at that instant;
+        returns its time. Without the reading, a window's first moments were interpolated from
+        the last reading before it, up to a period earlier and in the phase before: at 10 Hz, a
+        one-second window whose load starts at the mark, after idle at a tenth of its power,
+        read up to 4.5 % low (1.5 % on average)."""
+        return self._sample(phase)
 
     def stop(self) -> Trace:
         if self._thread is None:

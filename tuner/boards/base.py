@@ -47,7 +47,8 @@ class PowerSource(Protocol):
     every 100 ms on the H200 measured) also has ``update_period_s``, the
     seconds between changes; the runner then warms up for at least one period
     and makes each measured window many periods long (:class:`~tuner.runner.RunPolicy`).
-    Without it (INA3221, RAPL: milliseconds) the readings count as continuous."""
+    The INA3221 says it where its hwmon driver has ``update_interval`` (6.6 ms by default);
+    where a source says nothing (iio, RAPL) its readings count as continuous."""
 
     channels: tuple[Channel, ...]
 

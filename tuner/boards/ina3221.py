@@ -158,6 +158,22 @@ def _hwmon_rails(fs: Sysfs, base: str) -> list[Rail]:
     return rails
 
 
+def _update_period(fs: Sysfs, rails: list[Rail]) -> float | None:
+    """Seconds between new readings, from the hwmon driver's ``update_interval`` (ms: channels x
+    samples averaged x conversion times; 6.6 ms with the driver's defaults, seconds with heavy
+    averaging): the slowest monitor's. None where no monitor says (iio, emulated trees)."""
+    periods = []
+    for base in sorted({str(Path(r.voltage_file).parent) for r in rails if r.voltage_file}):
+        text = fs.try_read(f"{base}/update_interval")
+        try:
+            ms = float(text) if text else 0.0
+        except ValueError:
+            ms = 0.0
+        if ms > 0:
+            periods.append(ms / 1000.0)
+    return max(periods) if periods else None
+
+
 class Ina3221Source:
     """PowerSource over the board's rails (INA3221, and a Thor's INA238 input). The
     board total is the input rail when there is one (it already includes every
@@ -174,6 +190,7 @@ class Ina3221Source:
         self.channels = tuple(Channel(r.name, r.role, POWER) for r in rails)
         totals = [r.name for r in rails if r.role == "total"]
         self.total: tuple[str, ...] = tuple(totals[:1]) if totals else tuple(r.name for r in rails)
+        self.update_period_s = _update_period(fs, rails)
         # Pre-resolve paths once and keep descriptors: this runs at 10 Hz for hours.
         self._reader = AttrReader()
         self._files = [
