@@ -132,3 +132,53 @@ def test_trapped_signals_interrupt_and_are_put_back():
     finally:
         app.restore_signals(old)
     assert signal.getsignal(signal.SIGHUP) == before and old == {}
+
+
+class Batches:
+    """A workload whose batch size is its only knob: on a board without clock knobs, each
+    batch's DVFS reference is a config of the space."""
+
+    name = "batches"
+
+    def knobs(self):
+        from tuner.config import Knob
+
+        return [Knob("batch_size", (1, 2, 4))]
+
+    def setup(self, config):
+        self.batch = config["batch_size"]
+
+    def run(self, inferences):
+        from workloads.base import RunResult
+
+        return RunResult(inferences, [0.001] * max(1, inferences // self.batch))
+
+    def teardown(self):
+        pass
+
+
+def test_a_reference_that_is_a_config_of_the_space_is_not_measured_again(tmp_path):
+    """No cpufreq, no power sensor (a container): the sweep's per-batch references are the
+    space's own configs, so the sweep tells them instead of measuring them a second time."""
+    from tuner.boards.linux import LinuxBoard
+    from tuner.sysfs import Sysfs
+
+    def sweep():
+        runner = TrialRunner(LinuxBoard(Sysfs(tmp_path)), Batches(),
+                             RunPolicy(inferences=8, min_repeats=1, max_repeats=1, settle_s=0.0))
+        space, _ = plan_space(runner, {"batch_size": None})
+        store = Store(tmp_path / app.STORE_NAME)
+        run = store.open_run("sweep", "linux", "batches", False, {"space": space.names})
+        got = app.explore(runner, space, Objective("time"), lambda: make_strategy("sweep", space), 3 * len(space),
+                          run=run, reference_batches=(1, 2, 4))
+        store.close()
+        return runner, got
+
+    runner, got = sweep()
+    assert sorted(c["batch_size"] for c in (t.config for t in got.references.values())) == [1, 2, 4]
+    steps = got.result.steps
+    assert [s.reused for s in steps[:3]] == [True] * 3  # the map: the references themselves
+    assert [s.trial for s in steps[:3]] == [got.references[b] for b in (1, 2, 4)]
+    assert runner.measured == 3 + got.result.measured == 6  # the references, then the leaders confirmed
+    runner, again = sweep()  # resumed from the store: nothing measured twice
+    assert runner.measured == 0 and again.result.best == got.result.best

@@ -303,8 +303,9 @@ def explore(runner: TrialRunner, space: Space, objective: Objective, strategy: C
     warm = prior() if prior is not None else None
     made = strategy()
     with made if isinstance(made, contextlib.AbstractContextManager) else contextlib.nullcontext(made) as strat:
+        known = list(references.values()) + ([reference] if reference is not None else [])
         result = search(strat, runner, objective, budget, run=run, reference=reference, prior=warm,
-                        on_step=on_step, stop_improvement=stop_improvement)
+                        on_step=on_step, stop_improvement=stop_improvement, known=known)
     return Explored(references, reference, result)
 
 

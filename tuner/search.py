@@ -277,12 +277,17 @@ def race(strategy: Strategy, objective: Objective) -> Callable[[list[Measurement
 
 
 def _measure(runner: TrialRunner, run: Run | None, config: Config, objective: Objective,
-             enough: Callable[[list[Measurement]], bool] | None = None) -> tuple[Trial, float, bool]:
+             enough: Callable[[list[Measurement]], bool] | None = None,
+             known: dict[Config, Trial] | None = None) -> tuple[Trial, float, bool]:
     """A search trial of ``config``: from the store when the run already has it (resume), else
-    measured (with the racing rule ``enough``, if any) and stored; with its cost and whether it
-    was reused."""
+    one of ``known`` (taken: it counts once), else measured (with the racing rule ``enough``, if
+    any); stored as the search's; with its cost and whether it was reused (not measured now)."""
     trial = run.take(config) if run else None
     reused = trial is not None
+    if trial is None and known and config in known:
+        trial, reused = known.pop(config), True
+        if run:
+            run.add(trial, objective.cost(trial.measurement), SEARCH)
     if trial is None:
         trial = runner.measure(config, enough)
     cost = objective.cost(trial.measurement)
@@ -294,7 +299,7 @@ def _measure(runner: TrialRunner, run: Run | None, config: Config, objective: Ob
 def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget: int, *,
            run: Run | None = None, on_step: Callable[[Step], None] | None = None,
            reference: Trial | None = None, prior: Prior | None = None,
-           stop_improvement: float | None = None) -> SearchResult:
+           stop_improvement: float | None = None, known: Iterable[Trial] = ()) -> SearchResult:
     """Run ``strategy`` for up to ``budget`` trials (or until it is done).
 
     With ``stop_improvement`` (a fraction: 0.01 is 1 %) the search is economical, as a
@@ -312,7 +317,12 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
     there, the fleet's trials are told to the strategy, the budget shrinks to
     ``prior.budget``, and each further trial measures the strategy's best
     (now informed by the fleet) where this board has not measured it yet, else
-    what the strategy asks."""
+    what the strategy asks.
+
+    ``known``: trials measured just before the search, the DVFS references. A config the
+    strategy asks for that is among them is told that trial, not measured again: on a board
+    without clock knobs (NVML without clock control, a host without cpufreq) the reference is
+    a config of the space, and a sweep measured every batch size three times, not twice."""
     if objective.needs_reference:
         if reference is None:
             raise ConfigError("this objective needs the DVFS reference measured first")
@@ -327,6 +337,7 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
     if economical and not 0 < stop_improvement < 1:
         raise ConfigError(f"the improvement worth searching for is a fraction in (0, 1), not {stop_improvement}")
     enough = race(strategy, objective) if economical else None
+    measured_before = {t.config: t for t in known}
     stopped = "budget"
     while len(steps) < budget:
         if strategy.done():
@@ -338,7 +349,7 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
         if config is None:
             stopped = "done"
             break
-        trial, cost, reused = _measure(runner, run, config, objective, enough)
+        trial, cost, reused = _measure(runner, run, config, objective, enough, measured_before)
         strategy.tell(config, cost, objective.check(trial.measurement))
         trials.setdefault(config, []).append(trial)
         step = Step(len(steps), trial, cost, reused)
