@@ -322,7 +322,8 @@ def search(strategy: Strategy, runner: TrialRunner, objective: Objective, budget
     ``known``: trials measured just before the search, the DVFS references. A config the
     strategy asks for that is among them is told that trial, not measured again: on a board
     without clock knobs (NVML without clock control, a host without cpufreq) the reference is
-    a config of the space, and a sweep measured every batch size three times, not twice."""
+    a config of the space, and a sweep measured each batch size three times (reference, map,
+    confirmation) where twice tell the same."""
     if objective.needs_reference:
         if reference is None:
             raise ConfigError("this objective needs the DVFS reference measured first")
