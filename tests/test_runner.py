@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -209,6 +210,17 @@ def test_a_coarse_counter_gets_windows_of_many_updates_and_a_warm_up_of_one():
         # read at the window's ends, the counter is at most one update stale at each: within 1/25
         assert m.avg_power_w == pytest.approx(20.0, rel=0.08)
     assert trial.measurement.energy_spread < 0.1
+
+
+def test_the_multiple_follows_the_policy_when_the_daemon_swaps_it():
+    """The daemon measures its watch windows (fewer inferences) on the search's runner."""
+    runner, counter = _coarse_runner(0.02)
+    config = Config({"gpu_freq_hz": 200, "batch_size": 2})
+    searched = runner.measure(config).repeats[0]
+    runner.policy = replace(runner.policy, inferences=10, min_repeats=1, max_repeats=1)
+    watched = runner.measure(config).repeats[0]
+    assert watched.inferences % 10 == 0 and watched.inferences > searched.inferences / 50 * 10
+    assert watched.time_s >= 25 * counter.period * 0.7
 
 
 def test_with_no_minimum_window_a_coarse_counter_runs_exactly_the_work_asked():

@@ -243,7 +243,9 @@ class Sampled(Source):
     def __init__(self, board: Board, workload: Workload, runner: TrialRunner) -> None:
         self.board, self.workload, self.runner = board, workload, runner
         self._workload_config: Config | None = None
-        self._multiples: dict[Config, int] = {}  # work per repeat, in policy.inferences, for a coarse sensor
+        # work per repeat in policy.inferences, for a coarse sensor: per config and policy (the
+        # daemon swaps its search policy for a shorter watch window on the same runner)
+        self._multiples: dict[tuple[Config, RunPolicy], int] = {}
 
     def knobs(self) -> list[Knob]:
         """The workload object's own knobs."""
@@ -288,7 +290,7 @@ class Sampled(Source):
             if period:
                 # the counter's value at the window's start must already hold loaded power
                 rate = self._warm_for(period, batch)
-                multiple = self._multiples.setdefault(config, self._multiple(p, period, rate))
+                multiple = self._multiples.setdefault((config, p), self._multiple(p, period, rate))
             else:
                 multiple = 1
             work = p.inferences * multiple
