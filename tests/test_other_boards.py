@@ -164,6 +164,17 @@ class SteppedNvml(FakeNvml):
 
 
 def test_nvml_source_measures_how_often_its_counter_moves(tmp_path):
-    src = NvmlBoard(0, nvml=SteppedNvml(), state_dir=tmp_path).power_source()
+    board = NvmlBoard(0, nvml=SteppedNvml(), state_dir=tmp_path)
+    src = board.power_source()
     assert src.update_period_s == pytest.approx(0.02, abs=0.004)
     assert src.update_period_s is src.update_period_s  # measured once
+    doc = board.describe()  # probe shows it, and why windows are long there
+    assert doc["rails"][0]["update_period_s"] == pytest.approx(0.02, abs=0.004)
+    from rich.console import Console
+
+    from tuner.cli.render import render_probe
+
+    console = Console(record=True, width=120)
+    render_probe(doc, console)
+    text = console.export_text()
+    assert "updates every" in text and "20 ms" in text

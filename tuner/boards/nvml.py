@@ -163,6 +163,7 @@ class NvmlBoard:
                     "cur_freq_hz": self.current().get(GPU_FREQ)},
             "emc": None,
             "rails": [{"name": name, "role": "gpu", "power_mw": power_mw,
-                       "energy_mj": reading.get(name) if self._source.kind == ENERGY else None, "in_total": True}],
+                       "energy_mj": reading.get(name) if self._source.kind == ENERGY else None, "in_total": True,
+                       "update_period_s": round(self._source.update_period_s, 4)}],
             "thermal": [{"name": k, "temp_c": v} for k, v in self.temperatures().items()],
         }

@@ -221,8 +221,10 @@ class SysfsBoard:
         source = self._power
         if source is not None:
             reading = source.read()
+            period = getattr(source, "update_period_s", None)  # None: continuous as far as the driver says
             rails = [{"name": ch.name, "role": ch.role, "power_mw": reading.get(ch.name),
-                      "in_total": ch.name in getattr(source, "total", ())} for ch in source.channels]
+                      "in_total": ch.name in getattr(source, "total", ()), "update_period_s": period}
+                     for ch in source.channels]
         return {
             "board": {"kind": self.info.kind, "profile": self.info.profile, "model": self.info.model,
                       "l4t": self.info.l4t, "simulated": self.info.simulated, **self.info.extra},

@@ -46,11 +46,14 @@ def render_probe(doc: dict[str, Any], console: Console | None = None) -> None:
         for line in _power_mode_lines(doc["power_mode"]):
             console.print(line)
     r = Table(title="Power rails", title_justify="left")
-    for col in ("rail", "role", "power (mW)", "in total"):
+    # a sensor that updates coarsely (NVML: 100 ms) makes every measured window longer: say so
+    coarse = any(rail.get("update_period_s") for rail in doc["rails"])
+    for col in ("rail", "role", "power (mW)", "in total") + (("updates every",) if coarse else ()):
         r.add_column(col)
     for rail in doc["rails"]:
-        p = rail.get("power_mw")
-        r.add_row(rail["name"], rail["role"], "-" if p is None else f"{p:.0f}", "yes" if rail.get("in_total") else "")
+        p, every = rail.get("power_mw"), rail.get("update_period_s")
+        row = [rail["name"], rail["role"], "-" if p is None else f"{p:.0f}", "yes" if rail.get("in_total") else ""]
+        r.add_row(*row, *([f"{every * 1e3:.0f} ms" if every else "-"] if coarse else []))
     if not doc["rails"]:
         r.add_row("(no power sensors found)", "", "", "")
     console.print(r)
