@@ -153,23 +153,23 @@ def test_nvml_missing_gpu_index(tmp_path):
 
 
 class SteppedNvml(FakeNvml):
-    """NVML whose energy counter moves only every 20 ms, as real ones do every ~100 ms."""
+    """NVML whose energy counter moves only every 50 ms, as real ones do every 100 ms."""
 
     def __init__(self) -> None:
         super().__init__()
         self.t0 = time.monotonic()
 
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
-        return 1000 + int((time.monotonic() - self.t0) / 0.02) * 5000
+        return 1000 + int((time.monotonic() - self.t0) / 0.05) * 5000
 
 
 def test_nvml_source_measures_how_often_its_counter_moves(tmp_path):
     board = NvmlBoard(0, nvml=SteppedNvml(), state_dir=tmp_path)
     src = board.power_source()
-    assert src.update_period_s == pytest.approx(0.02, abs=0.004)
+    assert src.update_period_s == pytest.approx(0.05, abs=0.01)  # polled every 2 ms (more on a busy machine)
     assert src.update_period_s is src.update_period_s  # measured once
     doc = board.describe()  # probe shows it, and why windows are long there
-    assert doc["rails"][0]["update_period_s"] == pytest.approx(0.02, abs=0.004)
+    assert doc["rails"][0]["update_period_s"] == pytest.approx(0.05, abs=0.01)
     from rich.console import Console
 
     from tuner.cli.render import render_probe
