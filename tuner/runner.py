@@ -277,7 +277,7 @@ class Sampled(Source):
         clocks = getattr(self.board, "clocks", None)
         residency = ResidencySampler(clocks, p.sample_rate_hz) if clocks is not None else None
         batch = int(config.get(BATCH_SIZE, 1))
-        period = getattr(source, "update_period_s", None) if source is not None else None
+        period = getattr(source, "update_period_s", None)
         misses = 0
         try:
             warmup = p.warmup_inferences

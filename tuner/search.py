@@ -283,15 +283,14 @@ def _measure(runner: TrialRunner, run: Run | None, config: Config, objective: Ob
     one of ``known`` (taken: it counts once), else measured (with the racing rule ``enough``, if
     any); stored as the search's; with its cost and whether it was reused (not measured now)."""
     trial = run.take(config) if run else None
-    reused = trial is not None
+    stored = trial is not None
     if trial is None and known and config in known:
-        trial, reused = known.pop(config), True
-        if run:
-            run.add(trial, objective.cost(trial.measurement), SEARCH)
+        trial = known.pop(config)
+    reused = trial is not None
     if trial is None:
         trial = runner.measure(config, enough)
     cost = objective.cost(trial.measurement)
-    if run and not reused:
+    if run and not stored:
         run.add(trial, cost, SEARCH)
     return trial, cost, reused
 

@@ -19,6 +19,7 @@ from tuner.boards.base import ENERGY, POWER, BoardInfo, Channel, validate_hardwa
 from tuner.config import GPU_FREQ, Config, Knob
 from tuner.errors import BoardNotFound, HardwareError
 from tuner.journal import Journal
+from tuner.sampler import update_period
 
 
 def _load_nvml() -> ModuleType:
@@ -50,8 +51,6 @@ class NvmlSource:
         """How often the reading changes, measured once by polling: NVML publishes power and energy
         from the driver's periodic samples, not continuously (every 0.100 s on an H200, idle or busy)."""
         if self._period is None:
-            from tuner.sampler import update_period
-
             self._period = update_period(self.read)
         return self._period
 
