@@ -186,9 +186,53 @@ def test_spelled_out_headers_with_units_are_read_without_map(tmp_path):
     assert doc["best"]["energy_per_inference_mj"] == pytest.approx(300.0, rel=1e-4)
     truth = ReplayBoard(tmp_path / "run").expected("w", Config({"gpu_freq_hz": 600000000, "concurrency": 2}))
     assert truth.batch_latency_p95_s == pytest.approx(0.002)
-    # a unit edgetune does not know is never read as another: microjoules are not joules
+    # microjoules are microjoules, and a unit edgetune does not know is never read as another
     micro = write_csv(tmp_path / "uj.csv", ["gpu_freq_hz", "Energy per inference (µJ)"], [[1, 5.0], [2, 4.0]])
-    result = cli.invoke(app, ["import", str(micro), "--out", str(tmp_path / "uj")])
+    assert invoke("import", str(micro), "--out", str(tmp_path / "uj"))["best"]["energy_per_inference_mj"] == \
+        pytest.approx(0.004)
+    nano = write_csv(tmp_path / "nj.csv", ["gpu_freq_hz", "Energy per inference (nJ)"], [[1, 5.0], [2, 4.0]])
+    result = cli.invoke(app, ["import", str(nano), "--out", str(tmp_path / "nj")])
+    assert result.exit_code == 1 and "no result columns" in str(result.exception)
+
+
+def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_path):
+    """Other tools' headers ("gpu_freq" in MHz, "CPU clock" in GHz, "bs", "avg power" in mW,
+    "throughput (img/s)", "avg latency (ms)") name edgetune's quantities: read without --map,
+    a missing unit taken from the values' size and said so; a duration is never a rate."""
+    rows = [[mhz, ghz, bs, 4000.0 + 10 * mhz, 100.0 * bs * mhz / 600, 20.0 * bs]
+            for mhz in (614.4, 921.6) for ghz in (1.2, 1.5) for bs in (1, 8)]
+    src = write_csv(tmp_path / "other.csv", ["gpu_freq", "CPU clock", "bs", "avg power", "throughput (img/s)",
+                                             "avg latency (ms)"], rows)
+    out = tmp_path / "run"
+    doc = invoke("import", str(src), "--out", str(out), "--workload", "w")
+    assert doc["knobs"] == {"cpu_freq_khz": [1200000, 1500000], "gpu_freq_hz": [614400000, 921600000],
+                            "batch_size": [1, 8]}
+    assert doc["units_inferred"] == {"gpu_freq": {"quantity": "gpu_freq_hz", "unit": "MHz"},
+                                     "CPU clock": {"quantity": "cpu_freq_khz", "unit": "GHz"},
+                                     "avg power": {"quantity": "power", "unit": "mW"}}
+    assert doc["results"]["energy_per_inference_j"] == "avg power / throughput (img/s)"
+    assert doc["results"]["latency_p50_s"] == "column avg latency (ms) (the mean: no percentile recorded)"
+    # 921.6 MHz at batch 8: 13.216 W at 1228.8/s = 10.755 mJ, the lowest
+    assert doc["best"]["config"]["gpu_freq_hz"] == 921600000 and doc["best"]["config"]["batch_size"] == 8
+    assert doc["best"]["energy_per_inference_mj"] == pytest.approx(13216.0 / 1228.8, rel=1e-4)
+    assert doc["ignored_columns"] == []
+    text = " ".join(cli.invoke(app, ["import", str(src), "--out", str(out)]).output.split())
+    assert "gpu_freq: its header has no unit; read as MHz" in text and "--map 'gpu_freq=gpu_freq_khz'" in text
+    # the same file in Hz and W reads the same settings
+    plain = write_csv(tmp_path / "hz.csv", ["gpu_freq", "power", "fps"],
+                      [[614400000, 5.0, 10.0], [921600000, 6.0, 15.0]])
+    doc = invoke("import", str(plain), "--out", str(tmp_path / "hz"))
+    assert doc["knobs"] == {"gpu_freq_hz": [614400000, 921600000]}
+    assert doc["units_inferred"]["power"]["unit"] == "W" and doc["best_cost"] == pytest.approx(0.4)
+    # a column in words edgetune does not read that splits one setting's repeats is pointed out
+    hidden = write_csv(tmp_path / "h.csv", ["gpu_speed", "batch_size", "power_w", "fps"],
+                       [[s, b, 5.0 + b, 40.0 * b] for s in (614, 921) for b in (1, 4)])
+    doc = invoke("import", str(hidden), "--out", str(tmp_path / "h"))
+    assert doc["differ_within_repeats"] == ["gpu_speed"] and doc["repeats"] == {"min": 2, "max": 2}
+    # "inference (s)" is a duration, not a rate: no result to derive energy from
+    duration = write_csv(tmp_path / "d.csv", ["gpu_freq_hz", "power_w", "inference (s)"],
+                         [[1, 5.0, 0.1], [2, 6.0, 0.2]])
+    result = cli.invoke(app, ["import", str(duration), "--out", str(tmp_path / "d")])
     assert result.exit_code == 1 and "no result columns" in str(result.exception)
 
 

@@ -14,8 +14,10 @@ What is read:
 - knob columns by edgetune's knob names (``cpu_freq_khz``, ``gpu_freq_hz``,
   ``emc_freq_hz``, ``batch_size``, ``concurrency``, ``power_mode``,
   ``cpu_cores``, ``threads``, ...), a few spellings in other units
-  (``gpu_freq_mhz``, ``nvpmodel_mode``, ...), and any column named by
-  ``--map COLUMN=KNOB``. A knob column that is empty in every row is absent
+  (``gpu_freq_mhz``, ``nvpmodel_mode``, ...), headers in other words that
+  name one quantity without doubt ("gpu_freq", "CPU clock (GHz)", "bs"; a
+  missing unit is taken from the values' size, see ``_by_words``), and any
+  column named by ``--map COLUMN=KNOB``. A knob column that is empty in every row is absent
   (not set when measured); one with a single value is pinned (context, not a
   knob); one that is a one-to-one copy of another knob column is the same
   dimension and is kept once (``aliases``);
@@ -48,7 +50,7 @@ from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVE
 from tuner.errors import EdgetuneError
 from tuner.measurement import Measurement
 from tuner.objective import Objective
-from tuner.units import parse_freq, parse_scalar
+from tuner.units import _FREQ_UNITS, parse_freq, parse_scalar
 
 IGNORE = "-"  # --map COLUMN=- leaves a column out
 SOURCE_COPY = "source.csv"
@@ -108,6 +110,80 @@ for _unit, _factor in _UNITS.items():
 
 #: columns naming what was measured rather than a setting
 META = {"board": "board", "workload": "workload", "model": "workload"}
+
+# --- headers the tables above do not spell: read by their words -----------------------------
+# Spreadsheets and other tools name the same quantities many ways ("gpu_freq", "GPU clock
+# (MHz)", "throughput (img/s)", "energy per image (mJ)", "avg power"). A header the tables do
+# not hold is read by its words, when they name one quantity without doubt; a header that
+# names a frequency or a power without its unit takes the unit its values' magnitude implies
+# (the summary's ``units_inferred`` says which), since a Jetson's clocks lie between 10 MHz and
+# 5 GHz and its power between 0.5 W and 100 W, and no unit puts two of those ranges on the
+# same numbers. Anything still unclear stays unrecognised, for --map.
+_FREQ_OF = {"cpu": CPU_FREQ, "gpu": GPU_FREQ, "emc": EMC_FREQ, "mem": EMC_FREQ, "memory": EMC_FREQ,
+            "ram": EMC_FREQ, "dram": EMC_FREQ}
+_FREQ_NATIVE = {CPU_FREQ: 1e3, GPU_FREQ: 1.0, EMC_FREQ: 1.0}  # Hz per unit of the knob
+_FREQ_WORD = re.compile(r"(?P<dev>cpu|gpu|emc|mem|memory|ram|dram)_?(?P<word>freq|frequency|clock|clk|clock_rate)?"
+                        r"(?:_(?P<unit>hz|khz|mhz|ghz))?")
+_PER_SECOND = r"(?:_per)?_(?:s|sec|second|seconds)"
+_ITEMS = r"(?:inferences|inference|infer|inf|images|image|imgs|img|samples|sample|frames|frame|queries|query|items)"
+# "inference (s)" is a duration: a count per second needs a plural, or "per"
+_PLURAL = r"(?:inferences|infer|inf|images|imgs|img|samples|frames|queries|items)"
+_THROUGHPUT = re.compile(rf"(?:throughput|tput)(?:_{_ITEMS})?(?:{_PER_SECOND}|_fps|_qps|_ips)?|fps|qps|ips"
+                         rf"|{_ITEMS}_per_(?:s|sec|second)|{_PLURAL}_(?:s|sec|second)")
+_EPI = re.compile(rf"(?:energy|e)_per_{_ITEMS}_(?P<unit>j|mj|uj)|(?P<unit2>j|mj|uj)_per_{_ITEMS}"
+                  r"|epi_(?P<unit3>j|mj|uj)")
+_POWER = re.compile(r"(?:(?:avg|average|mean|total|board|input|in)_)?power(?:_(?:avg|average|mean|total|board|input))?"
+                    r"(?:_(?P<unit>w|mw))?")
+_LATENCY = re.compile(r"(?:(?P<q>avg|average|mean|median|p50|p95|p99)_)?(?:client_|server_|batch_)?latency"
+                      r"(?:_(?P<q2>avg|average|mean|median|p50|p95|p99))?_(?P<unit>s|ms|us)")
+_ENERGY_UNITS = {"j": 1.0, "mj": 1e-3, "uj": 1e-6}
+_QUANTILE = {"avg": "latency", "average": "latency", "mean": "latency", "median": "p50", "p50": "p50",
+             "p95": "p95", "p99": "p99", None: "latency"}
+_OTHER_KNOBS = {"bs": BATCH_SIZE, "batchsize": BATCH_SIZE, "batch_sz": BATCH_SIZE, "concurrency_level": CONCURRENCY,
+                "cores": CPU_CORES, "num_cores": CPU_CORES, "n_cores": CPU_CORES, "online_cores": CPU_CORES}
+
+
+def _by_words(key: str) -> Optional[Tuple[str, str, Optional[float]]]:
+    """("knob", KNOB, factor) or ("result", FIELD, factor) for a header the tables do not
+    hold, read by its words; factor None where the header gives no unit and the values'
+    magnitude must (:func:`_unit_by_magnitude`). None where the words are unclear."""
+    if key in _OTHER_KNOBS:
+        return "knob", _OTHER_KNOBS[key], 1.0
+    m = _FREQ_WORD.fullmatch(key)
+    if m and (m.group("word") or m.group("unit")):
+        knob = _FREQ_OF[m.group("dev")]
+        unit = m.group("unit")
+        return "knob", knob, (_FREQ_UNITS[unit] / _FREQ_NATIVE[knob]) if unit else None
+    if _THROUGHPUT.fullmatch(key):
+        return "result", "throughput", 1.0
+    m = _EPI.fullmatch(key)
+    if m:
+        return "result", "epi", _ENERGY_UNITS[m.group("unit") or m.group("unit2") or m.group("unit3")]
+    m = _POWER.fullmatch(key)
+    if m:
+        return "result", "power", (1.0 if m.group("unit") == "w" else 1e-3) if m.group("unit") else None
+    m = _LATENCY.fullmatch(key)
+    if m and not (m.group("q") and m.group("q2")):
+        return "result", _QUANTILE[m.group("q") or m.group("q2")], _UNITS[m.group("unit")]
+    return None
+
+
+def _unit_by_magnitude(quantity: str, cells: List[str]) -> Tuple[float, str]:
+    """The factor to ``quantity``'s unit (a frequency knob's, or the power field's W), and
+    the unit's name, that the numbers in ``cells`` imply (see the comment above
+    ``_FREQ_OF``): by their largest value."""
+    numbers = []
+    for cell in cells:
+        try:
+            numbers.append(abs(float(cell)))
+        except ValueError:
+            continue
+    top = max((v for v in numbers if math.isfinite(v)), default=0.0)
+    if quantity == "power":
+        return (1e-3, "mW") if top >= 1000 else (1.0, "W")
+    unit = next((u for limit, u in ((20.0, "ghz"), (2e4, "mhz"), (2e7, "khz")) if top < limit), "hz")
+    names = {"hz": "Hz", "khz": "kHz", "mhz": "MHz", "ghz": "GHz"}
+    return _FREQ_UNITS[unit] / _FREQ_NATIVE[quantity], names[unit]
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -171,27 +247,43 @@ class _Reader:
         self.other: List[str] = []
         self.dropped: List[str] = []
         self.mapped: Dict[str, str] = dict(maps)
+        self.inferred: Dict[str, Dict[str, str]] = {}  # column -> the quantity, and the unit its values imply
         targets: Dict[str, str] = {}
         for column in header:
             target = maps.get(column, _key(column))
             if target == IGNORE:
                 self.dropped.append(column)
                 continue
-            if target in KNOBS or target in KNOB_ALIASES or (column in maps and target not in RESULTS
-                                                              and target not in META):
-                knob, factor = KNOB_ALIASES.get(target, (target, 1.0))
-                if knob in targets:
-                    raise EdgetuneError(f"columns {targets[knob]!r} and {column!r} would both be knob {knob}; "
+            kind, name, factor = self._classify(column, target, column in maps)
+            if factor is None:  # a frequency or power whose header gives no unit
+                factor, unit = _unit_by_magnitude(name, self.values(column))
+                self.inferred[column] = OrderedDict([("quantity", name), ("unit", unit)])
+            if kind == "knob":
+                if name in targets:
+                    raise EdgetuneError(f"columns {targets[name]!r} and {column!r} would both be knob {name}; "
                                         f"leave one out with --map {column!r}=-")
-                targets[knob] = column
-                self.knob_cols[column] = (knob, factor)
-            elif target in RESULTS:
-                field, factor = RESULTS[target]
-                self.result_cols.setdefault(field, []).append((column, factor))
-            elif target in META and META[target] not in self.meta_cols:
-                self.meta_cols[META[target]] = column
+                targets[name] = column
+                self.knob_cols[column] = (name, factor)
+            elif kind == "result":
+                self.result_cols.setdefault(name, []).append((column, factor))
+            elif kind == "meta" and name not in self.meta_cols:
+                self.meta_cols[name] = column
             else:
                 self.other.append(column)
+
+    @staticmethod
+    def _classify(column: str, target: str, mapped: bool) -> Tuple[str, str, Optional[float]]:
+        """(kind, name, factor): a knob, a result field, a meta column or other; the tables
+        first, then (for a header not --map'ed) its words."""
+        if target in KNOBS or target in KNOB_ALIASES or (mapped and target not in RESULTS and target not in META):
+            knob, factor = KNOB_ALIASES.get(target, (target, 1.0))
+            return "knob", knob, factor
+        if target in RESULTS:
+            return ("result",) + RESULTS[target]
+        if target in META:
+            return "meta", META[target], 1.0
+        words = None if mapped else _by_words(target)
+        return words if words is not None else ("other", column, 1.0)
 
     def column(self, field: str) -> Optional[Tuple[str, float]]:
         found = self.result_cols.get(field)
@@ -391,6 +483,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
     ok_col = col("feasible")
     need = {"epi", "power", "throughput", "energy", "inferences", "tpi", "time", "p50", "p95", "p99", "latency"}
     repeats: Dict[Config, List[Measurement]] = OrderedDict()
+    row_config: List[Config] = []
     n_infeasible = 0
     for i, row in enumerate(rows):
         line = i + 2
@@ -435,6 +528,13 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
                             batch_latency_p50_s=values.get(p50, math.nan) if p50 else math.nan,
                             batch_latency_p95_s=values.get(p95, math.nan) if p95 else math.nan)
         repeats.setdefault(config, []).append(m)
+        row_config.append(config)
+    # an ignored column whose values differ between rows taken as repeats of one setting may be
+    # a setting itself (a knob in words edgetune does not read): say so, as the repeats would hide it
+    groups: Dict[Config, List[int]] = {}
+    for i, config in enumerate(row_config):
+        groups.setdefault(config, []).append(i)
+    differ = [c for c in ignored if any(len({rows[i].get(c) for i in g}) > 1 for g in groups.values() if len(g) > 1)]
 
     # --- the run directory ----------------------------------------------------------------
     out_dir = Path(out)
@@ -479,6 +579,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
             ("aliases", aliases),
             ("context", context),
             ("ignored_columns", ignored + r.dropped),
+            ("units_inferred", OrderedDict(r.inferred)),
             ("results", results),
             ("space_size", len(repeats)),
             ("grid_size", size),
@@ -487,6 +588,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
             ("n_rows", len(rows)),
             ("n_infeasible", n_infeasible),
             ("repeats", {"min": min(counts), "max": max(counts)}),
+            ("differ_within_repeats", differ),
             ("best", _point(best_trial)),
             ("best_cost", best_cost if math.isfinite(best_cost) else None),
             ("dvfs", None),

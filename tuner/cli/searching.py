@@ -232,8 +232,17 @@ def render_import(doc: dict[str, Any]) -> None:
     for field, how in doc["results"].items():
         if how:
             console.print(f"{field}: {how}")
+    for column, how in doc.get("units_inferred", {}).items():
+        unit, quantity = how["unit"], how["quantity"]
+        other = {"W": "mw", "mW": "w"}.get(unit, "mhz" if unit != "MHz" else "khz")
+        named = "power" if quantity == "power" else quantity.rsplit("_", 1)[0]
+        console.print(f"{column}: its header has no unit; read as {unit}, which its values' size implies "
+                      f"(if wrong, name the unit: --map '{column}={named}_{other}')")
     if doc["ignored_columns"]:
         console.print("not used (name them with --map COLUMN=KNOB): " + ", ".join(doc["ignored_columns"]))
+    if doc.get("differ_within_repeats"):
+        console.print("rows read as repeats of one setting differ in " + ", ".join(doc["differ_within_repeats"])
+                      + ": if one is a setting, name it with --map COLUMN=KNOB, or each setting's repeats mix")
     best = doc["best"]
     if best:
         console.print(f"lowest recorded energy per inference: {config_text(Config(best['config']))}: "
