@@ -224,6 +224,12 @@ def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_pa
     doc = invoke("import", str(plain), "--out", str(tmp_path / "hz"))
     assert doc["knobs"] == {"gpu_freq_hz": [614400000, 921600000]}
     assert doc["units_inferred"]["power"]["unit"] == "W" and doc["best_cost"] == pytest.approx(0.4)
+    # tegrastats' input rail is the board's power; one rail's (the GPU's) is not
+    rails = write_csv(tmp_path / "rails.csv", ["gpu_freq_hz", "VDD_IN", "GPU power (mW)", "fps"],
+                      [[1, 5000.0, 900.0, 10.0], [2, 6000.0, 1000.0, 15.0]])
+    doc = invoke("import", str(rails), "--out", str(tmp_path / "rails"))
+    assert doc["results"]["energy_per_inference_j"] == "VDD_IN / fps" and doc["best_cost"] == pytest.approx(0.4)
+    assert "GPU power (mW)" in doc["ignored_columns"]
     # a column in words edgetune does not read that splits one setting's repeats is pointed out
     hidden = write_csv(tmp_path / "h.csv", ["gpu_speed", "batch_size", "power_w", "fps"],
                        [[s, b, 5.0 + b, 40.0 * b] for s in (614, 921) for b in (1, 4)])

@@ -132,8 +132,10 @@ _THROUGHPUT = re.compile(rf"(?:throughput|tput)(?:_{_ITEMS})?(?:{_PER_SECOND}|_f
                          rf"|{_ITEMS}_per_(?:s|sec|second)|{_PLURAL}_(?:s|sec|second)")
 _EPI = re.compile(rf"(?:energy|e)_per_{_ITEMS}_(?P<unit>j|mj|uj)|(?P<unit2>j|mj|uj)_per_{_ITEMS}"
                   r"|epi_(?P<unit3>j|mj|uj)")
-_POWER = re.compile(r"(?:(?:avg|average|mean|total|board|input|in)_)?power(?:_(?:avg|average|mean|total|board|input))?"
-                    r"(?:_(?P<unit>w|mw))?")
+# the board's power, or tegrastats' name for the module's input rail (VDD_IN; POM_5V_IN on a
+# Nano), which is what the board draws; never one rail's (gpu_power, VDD_CPU_GPU_CV)
+_POWER_WHICH = r"(?:avg|average|mean|total|board|input|in)"
+_POWER = re.compile(rf"(?:(?:{_POWER_WHICH}_)?power(?:_{_POWER_WHICH})?|vdd_in|pom_5v_in)(?:_(?P<unit>w|mw))?")
 _LATENCY = re.compile(r"(?:(?P<q>avg|average|mean|median|p50|p95|p99)_)?(?:client_|server_|batch_)?latency"
                       r"(?:_(?P<q2>avg|average|mean|median|p50|p95|p99))?_(?P<unit>s|ms|us)")
 _ENERGY_UNITS = {"j": 1.0, "mj": 1e-3, "uj": 1e-6}
