@@ -224,6 +224,12 @@ def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_pa
     doc = invoke("import", str(plain), "--out", str(tmp_path / "hz"))
     assert doc["knobs"] == {"gpu_freq_hz": [614400000, 921600000]}
     assert doc["units_inferred"]["power"]["unit"] == "W" and doc["best_cost"] == pytest.approx(0.4)
+    # values that carry their unit need no guess, and an empty clock column is absent, not guessed
+    own = write_csv(tmp_path / "own.csv", ["gpu_clock", "cpu_freq", "power_w", "fps"],
+                    [["614.4MHz", "", 5.0, 10.0], ["921.6MHz", "", 6.0, 15.0]])
+    doc = invoke("import", str(own), "--out", str(tmp_path / "own"))
+    assert doc["knobs"] == {"gpu_freq_hz": [614400000, 921600000]} and doc["absent"] == ["cpu_freq_khz"]
+    assert doc["units_inferred"] == {}
     # tegrastats' input rail is the board's power; one rail's (the GPU's) is not
     rails = write_csv(tmp_path / "rails.csv", ["gpu_freq_hz", "VDD_IN", "GPU power (mW)", "fps"],
                       [[1, 5000.0, 900.0, 10.0], [2, 6000.0, 1000.0, 15.0]])

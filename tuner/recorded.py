@@ -170,22 +170,26 @@ def _by_words(key: str) -> Optional[Tuple[str, str, Optional[float]]]:
     return None
 
 
-def _unit_by_magnitude(quantity: str, cells: List[str]) -> Tuple[float, str]:
+def _unit_by_magnitude(quantity: str, cells: List[str]) -> Tuple[float, Optional[str]]:
     """The factor to ``quantity``'s unit (a frequency knob's, or the power field's W), and
     the unit's name, that the numbers in ``cells`` imply (see the comment above
-    ``_FREQ_OF``): by their largest value."""
+    ``_FREQ_OF``): by their largest value. (1, None) when no cell is a number: an empty
+    column, or values that carry their own unit (614.4MHz)."""
     numbers = []
     for cell in cells:
         try:
             numbers.append(abs(float(cell)))
         except ValueError:
             continue
-    top = max((v for v in numbers if math.isfinite(v)), default=0.0)
+    top = max((v for v in numbers if math.isfinite(v)), default=None)
+    if top is None:
+        return 1.0, None
     if quantity == "power":
         return (1e-3, "mW") if top >= 1000 else (1.0, "W")
     unit = next((u for limit, u in ((20.0, "ghz"), (2e4, "mhz"), (2e7, "khz")) if top < limit), "hz")
     names = {"hz": "Hz", "khz": "kHz", "mhz": "MHz", "ghz": "GHz"}
     return _FREQ_UNITS[unit] / _FREQ_NATIVE[quantity], names[unit]
+
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -259,7 +263,8 @@ class _Reader:
             kind, name, factor = self._classify(column, target, column in maps)
             if factor is None:  # a frequency or power whose header gives no unit
                 factor, unit = _unit_by_magnitude(name, self.values(column))
-                self.inferred[column] = OrderedDict([("quantity", name), ("unit", unit)])
+                if unit is not None:
+                    self.inferred[column] = OrderedDict([("quantity", name), ("unit", unit)])
             if kind == "knob":
                 if name in targets:
                     raise EdgetuneError(f"columns {targets[name]!r} and {column!r} would both be knob {name}; "
