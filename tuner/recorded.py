@@ -50,7 +50,7 @@ from tuner.config import (BATCH_SIZE, CONCURRENCY, CPU_CORES, CPU_FREQ, CPU_GOVE
 from tuner.errors import EdgetuneError
 from tuner.measurement import Measurement
 from tuner.objective import Objective
-from tuner.units import _FREQ_UNITS, parse_freq, parse_scalar
+from tuner.units import FREQ_UNITS, parse_freq, parse_scalar
 
 IGNORE = "-"  # --map COLUMN=- leaves a column out
 SOURCE_COPY = "source.csv"
@@ -155,7 +155,7 @@ def _by_words(key: str) -> Optional[Tuple[str, str, Optional[float]]]:
     if m and (m.group("word") or m.group("unit")):
         knob = _FREQ_OF[m.group("dev")]
         unit = m.group("unit")
-        return "knob", knob, (_FREQ_UNITS[unit] / _FREQ_NATIVE[knob]) if unit else None
+        return "knob", knob, (FREQ_UNITS[unit] / _FREQ_NATIVE[knob]) if unit else None
     if _THROUGHPUT.fullmatch(key):
         return "result", "throughput", 1.0
     m = _EPI.fullmatch(key)
@@ -188,7 +188,7 @@ def _unit_by_magnitude(quantity: str, cells: List[str]) -> Tuple[float, Optional
         return (1e-3, "mW") if top >= 1000 else (1.0, "W")
     unit = next((u for limit, u in ((20.0, "ghz"), (2e4, "mhz"), (2e7, "khz")) if top < limit), "hz")
     names = {"hz": "Hz", "khz": "kHz", "mhz": "MHz", "ghz": "GHz"}
-    return _FREQ_UNITS[unit] / _FREQ_NATIVE[quantity], names[unit]
+    return FREQ_UNITS[unit] / _FREQ_NATIVE[quantity], names[unit]
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from tuner.errors import EdgetuneError
 
-_FREQ_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
+FREQ_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}  # Hz per unit, by lower-case name
 
 
 def parse_freq(text: str, native: str) -> int:
@@ -21,10 +21,10 @@ def parse_freq(text: str, native: str) -> int:
         example = 1479000 if native == "kHz" else 614400000
         raise EdgetuneError(f"cannot read frequency {text!r}; write e.g. 614.4MHz or {example}")
     value, unit = float(m.group(1)), m.group(2).lower()
-    if unit and unit not in _FREQ_UNITS:
+    if unit and unit not in FREQ_UNITS:
         raise EdgetuneError(f"unknown frequency unit {m.group(2)!r} in {text!r}; use Hz, kHz, MHz or GHz")
-    hz = value * _FREQ_UNITS[unit] if unit else value * _FREQ_UNITS[native.lower()]
-    return round(hz / _FREQ_UNITS[native.lower()])
+    hz = value * FREQ_UNITS[unit] if unit else value * FREQ_UNITS[native.lower()]
+    return round(hz / FREQ_UNITS[native.lower()])
 
 
 _TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0}
