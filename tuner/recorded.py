@@ -121,7 +121,6 @@ META = {"board": "board", "workload": "workload", "model": "workload"}
 # same numbers. Anything still unclear stays unrecognised, for --map.
 _FREQ_OF = {"cpu": CPU_FREQ, "gpu": GPU_FREQ, "emc": EMC_FREQ, "mem": EMC_FREQ, "memory": EMC_FREQ,
             "ram": EMC_FREQ, "dram": EMC_FREQ}
-_FREQ_NATIVE = {CPU_FREQ: 1e3, GPU_FREQ: 1.0, EMC_FREQ: 1.0}  # Hz per unit of the knob
 _FREQ_WORD = re.compile(r"(?P<dev>cpu|gpu|emc|mem|memory|ram|dram)_?(?P<word>freq|frequency|clock|clk|clock_rate)?"
                         r"(?:_(?P<unit>hz|khz|mhz|ghz))?")
 _PER_SECOND = r"(?:_per)?_(?:s|sec|second|seconds)"
@@ -155,7 +154,7 @@ def _by_words(key: str) -> Optional[Tuple[str, str, Optional[float]]]:
     if m and (m.group("word") or m.group("unit")):
         knob = _FREQ_OF[m.group("dev")]
         unit = m.group("unit")
-        return "knob", knob, (FREQ_UNITS[unit] / _FREQ_NATIVE[knob]) if unit else None
+        return "knob", knob, _freq_factor(unit, knob) if unit else None
     if _THROUGHPUT.fullmatch(key):
         return "result", "throughput", 1.0
     m = _EPI.fullmatch(key)
@@ -186,9 +185,13 @@ def _unit_by_magnitude(quantity: str, cells: List[str]) -> Tuple[float, Optional
         return 1.0, None
     if quantity == "power":
         return (1e-3, "mW") if top >= 1000 else (1.0, "W")
-    unit = next((u for limit, u in ((20.0, "ghz"), (2e4, "mhz"), (2e7, "khz")) if top < limit), "hz")
-    names = {"hz": "Hz", "khz": "kHz", "mhz": "MHz", "ghz": "GHz"}
-    return FREQ_UNITS[unit] / _FREQ_NATIVE[quantity], names[unit]
+    unit = next((u for limit, u in ((20.0, "GHz"), (2e4, "MHz"), (2e7, "kHz")) if top < limit), "Hz")
+    return _freq_factor(unit, quantity), unit
+
+
+def _freq_factor(unit: str, knob: str) -> float:
+    """How many of frequency ``knob``'s own unit (``KNOBS``: kHz for the CPU, Hz else) one ``unit`` is."""
+    return FREQ_UNITS[unit.lower()] / FREQ_UNITS[KNOBS[knob][1].lower()]
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -490,7 +493,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
     ok_col = col("feasible")
     need = {"epi", "power", "throughput", "energy", "inferences", "tpi", "time", "p50", "p95", "p99", "latency"}
     repeats: Dict[Config, List[Measurement]] = OrderedDict()
-    row_config: List[Config] = []
+    lines_of: Dict[Config, List[int]] = {}  # the rows behind each setting
     n_infeasible = 0
     for i, row in enumerate(rows):
         line = i + 2
@@ -535,13 +538,10 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
                             batch_latency_p50_s=values.get(p50, math.nan) if p50 else math.nan,
                             batch_latency_p95_s=values.get(p95, math.nan) if p95 else math.nan)
         repeats.setdefault(config, []).append(m)
-        row_config.append(config)
+        lines_of.setdefault(config, []).append(i)
     # an ignored column whose values differ between rows taken as repeats of one setting may be
     # a setting itself (a knob in words edgetune does not read): say so, as the repeats would hide it
-    groups: Dict[Config, List[int]] = {}
-    for i, config in enumerate(row_config):
-        groups.setdefault(config, []).append(i)
-    differ = [c for c in ignored if any(len({rows[i].get(c) for i in g}) > 1 for g in groups.values() if len(g) > 1)]
+    differ = [c for c in ignored if any(len({rows[i].get(c) for i in g}) > 1 for g in lines_of.values())]
 
     # --- the run directory ----------------------------------------------------------------
     out_dir = Path(out)
