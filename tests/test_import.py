@@ -262,6 +262,31 @@ def test_a_recorded_power_mode_is_a_set_of_presets_not_a_scale(tmp_path):
     assert knobs["power_mode"].ordered is False and knobs["concurrency"].ordered is True
 
 
+def test_a_recording_is_found_by_its_model_name_less_deployment_qualifiers(tmp_path):
+    """perf_analyzer-style names say how a model was served (``_tf_fp32_triton_dynbatch``):
+    the model's own name finds the recording; another model's, or a size or variant
+    (``bert`` for ``bert_tiny``), does not, and the error names what was recorded."""
+    rows = [[b, 1.0 / b] for b in (1, 2, 4)]
+    for recorded, asked, plays in [("inception_v3_tf_fp32_triton_dynbatch", "inception_v3", True),
+                                   ("inception_v3_tf_fp32_triton_dynbatch", "inception_v3_tf_fp32_triton_dynbatch", True),
+                                   ("resnet18-onnx-int8", "resnet18", True),
+                                   ("inception_v3_tf_fp32_triton_dynbatch", "inception", False),
+                                   ("bert_tiny", "bert", False),
+                                   ("bert_tiny_fp16", "bert", False),
+                                   ("resnet18", "resnet", False)]:
+        src = write_csv(tmp_path / "w.csv", ["workload", "batch_size", "energy_per_inference_j"],
+                        [[recorded, *r] for r in rows])
+        out = tmp_path / recorded
+        invoke("import", str(src), "--out", str(out))
+        board = ReplayBoard(out)
+        assert board.plays(asked) is plays, (recorded, asked)
+        if plays:
+            assert [k.name for k in board.workload_knobs(asked)] == ["batch_size"]
+        else:
+            with pytest.raises(Exception, match=f"recorded workload '{recorded}', not '{asked}'"):
+                board.workload_knobs(asked)
+
+
 def test_importing_again_replaces_an_import_but_never_a_sweep(tmp_path):
     src = write_csv(tmp_path / "a.csv", ["batch_size", "energy_per_inference_j"], [[1, 0.5], [2, 0.4]])
     out = tmp_path / "run"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -55,6 +56,14 @@ def _num(text: str | None, column: str, line: int, where: Path) -> float:
         return float(text)  # type: ignore[arg-type]
     except ValueError:
         raise EdgetuneError(f"{where}, line {line}: {column} is {text!r}, not a number") from None
+
+
+#: Words other tools append to a model's name to say how it was deployed, not which model
+#: it is (see ``ReplayBoard.plays``).
+DEPLOYMENT_QUALIFIERS = frozenset("""
+    tf tensorflow keras torch pytorch jit torchscript onnx onnxruntime ort trt tensorrt tflite
+    tvm openvino triton tfserving fp32 fp16 bf16 int8 int4 fp8 amp quant quantized
+    dynbatch dynamic static cuda gpu cpu dla""".split())
 
 
 class ReplayBoard:
@@ -179,8 +188,22 @@ class ReplayBoard:
     def knobs(self) -> List[Knob]:
         return [k for n, k in self._knobs.items() if n in BOARD_KNOBS]
 
+    def plays(self, workload: str) -> bool:
+        """Whether this recording is of ``workload``: its recorded name, or that name less
+        the deployment qualifiers other tools append to a model's name (framework,
+        precision, runtime, server: ``inception_v3`` finds a recording named
+        ``inception_v3_tf_fp32_triton_dynbatch``). Only those words, so a model's size or
+        variant (``bert`` against ``bert_tiny``) never matches another model's recording."""
+        recorded = self.workload
+        if workload == recorded:
+            return True
+        if not workload or not recorded.startswith(workload) or recorded[len(workload):][:1] not in ("_", "-"):
+            return False
+        rest = re.split(r"[_\-]", recorded[len(workload) + 1:].lower())
+        return all(word in DEPLOYMENT_QUALIFIERS for word in rest)
+
     def workload_knobs(self, workload: str) -> List[Knob]:
-        if workload != self.workload:
+        if not self.plays(workload):
             raise EdgetuneError(f"the replayed sweep recorded workload {self.workload!r}, not {workload!r}")
         return [k for n, k in self._knobs.items() if n not in BOARD_KNOBS]
 
