@@ -305,7 +305,9 @@ def main() -> None:
         if args.update and not kept:
             raise SystemExit("--update needs a saved table of the same kind (--out FILE or --save)")
         if base:
-            header["updates"] = base  # the commands that measured the rows this update keeps
+            # the commands that measured the rows this update keeps (one the same as this
+            # command re-benched the same strategies, and kept none of its rows)
+            header["updates"] = [c for c in base if c != header["command"]]
         resumed_seconds = sum(d.get("seconds", 0) for d in done.values())
         prefix = "sim:" if args.rough is None else "rough:"
         job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift, args.rough) for b, w in surfaces

@@ -429,13 +429,18 @@ def test_model_based_strategies_recommend_within_the_band_under_field_noise(name
 @pytest.mark.parametrize("name", ["bo", "thompson", "ogd"])
 def test_a_config_is_measured_again_only_with_cause(name):
     """Where repeats agree (a replayed recording of single runs), measuring a config again
-    returns the same number: nothing is measured twice. Under field noise, Thompson
-    sampling and descent measure leaders and close calls again (BO leaves that to its
-    posterior mean, and never measures a config twice while others are unmeasured)."""
+    returns the same number: nothing is measured twice. On a quiet board (the study's
+    1.8 % per repeat) Thompson sampling and descent measure leaders and close calls
+    again; under field noise (10 % per repeat) only descent does — one more trial would
+    not settle a leader, and Thompson sampling's model pools its neighbours instead. BO
+    leaves that to its posterior mean, and never measures a config twice while others
+    are unmeasured."""
     _, asked = search_noisy(name, SPACE, surface, 0.0, 30)
     assert len(asked) == len(set(asked)), name
-    _, asked = search_noisy(name, SPACE, surface, 0.10, 40)
+    _, asked = search_noisy(name, SPACE, surface, 0.018, 40)
     assert (len(asked) > len(set(asked))) == (name != "bo"), name
+    _, asked = search_noisy(name, SPACE, surface, 0.10, 40)
+    assert (len(asked) > len(set(asked))) == (name == "ogd"), name
 
 
 # 15 CPU clocks x 12 GPU clocks, no batch: a space without the prior's batch knob

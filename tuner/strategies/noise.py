@@ -110,12 +110,17 @@ class TrialNoise:
     def mean_sd(self, row: int, fallback_repeats: int = 3) -> float:
         """The standard error of the mean of every trial at ``row`` (one trial of
         ``fallback_repeats`` repeats when it has none)."""
-        values = self._replicates.get(row)
-        if not values:
-            return self.trial_sd(fallback_repeats)
+        ns = self.repeats(row)
+        return self._mean_sd(ns) if ns else self.trial_sd(fallback_repeats)
+
+    def mean_sd_after(self, row: int, repeats: int = 3) -> float:
+        """What ``mean_sd(row)`` would be after one more trial of ``repeats`` repeats there."""
+        return self._mean_sd(self.repeats(row) + [repeats])
+
+    def _mean_sd(self, ns: list[int]) -> float:
         # trials of n_i repeats each: the mean of k trial means has variance sum(var/n_i)/k^2
         var = self.repeat_var
-        return math.sqrt(sum(var / max(1, n) for _, n in values)) / len(values)
+        return math.sqrt(sum(var / max(1, n) for n in ns)) / len(ns)
 
     def repeats(self, row: int) -> list[int]:
         return [n for _, n in self._replicates.get(row, [])]
