@@ -113,9 +113,11 @@ class TrialNoise:
         ns = self.repeats(row)
         return self._mean_sd(ns) if ns else self.trial_sd(fallback_repeats)
 
-    def mean_sd_after(self, row: int, repeats: int = 3) -> float:
-        """What ``mean_sd(row)`` would be after one more trial of ``repeats`` repeats there."""
-        return self._mean_sd(self.repeats(row) + [repeats])
+    def mean_sd_after(self, row: int) -> float:
+        """What ``mean_sd(row)`` would be after one more trial there, of as many repeats as
+        the row's trials before had on average (three for a row not yet measured)."""
+        ns = self.repeats(row)
+        return self._mean_sd(ns + [round(sum(ns) / len(ns)) if ns else 3])
 
     def _mean_sd(self, ns: list[int]) -> float:
         # trials of n_i repeats each: the mean of k trial means has variance sum(var/n_i)/k^2

@@ -55,13 +55,8 @@ class ThompsonSampling(ModelBased):
         are noisier than that (a noisy board in the field: 10 % per repeat, ~4 % per trial,
         leaves a leader measured twice ~3 % in doubt), a second reading settles nothing,
         while a neighbour's informs the leader through the model's correlation and explores
-        besides. The trial to come is taken to have as many repeats as the row's before."""
-        out = []
-        for r in rows:
-            seen = self.noise.repeats(int(r))
-            repeats = round(sum(seen) / len(seen)) if seen else 3
-            out.append(self.noise.mean_sd_after(int(r), repeats) <= self.SETTLE_TO)
-        return np.array(out, dtype=bool)
+        besides."""
+        return np.array([self.noise.mean_sd_after(int(r)) <= self.SETTLE_TO for r in rows], dtype=bool)
 
     def choose(self, candidates: np.ndarray) -> int:
         counts = np.array([len(self.costs.get(int(r), ())) for r in candidates])
