@@ -248,6 +248,56 @@ def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_pa
     assert result.exit_code == 1 and "no result columns" in str(result.exception)
 
 
+def test_a_spreadsheets_csv_reads_as_the_same_table(tmp_path):
+    """What spreadsheets and loggers save as CSV: semicolons and decimal commas (a locale
+    that writes 2,5), tabs, comment lines before the header, trailing empty columns and
+    empty rows, "energy/inference (mJ)" and "conc" as headers. Each reads as the plain
+    file does; a value under no header is an error on its line."""
+    settings = [(614.4, c, 4.0 + 0.5 * c, 3.0 * c) for c in (1, 2, 4)] + [(921.6, c, 5.0 + 0.5 * c, 4.0 * c)
+                                                                         for c in (1, 2, 4)]
+    plain = write_csv(tmp_path / "plain.csv", ["gpu_freq_mhz", "concurrency", "power_w", "throughput_ips"],
+                      settings)
+    want = invoke("import", str(plain), "--out", str(tmp_path / "plain"), "--workload", "w")
+    assert want["source"]["format"] == {"delimiter": ",", "decimal": ".", "comment_lines": 0}
+
+    def same(name: str, text: str, fmt: dict) -> None:
+        src = tmp_path / name
+        src.write_text(text, encoding="utf-8")
+        doc = invoke("import", str(src), "--out", str(tmp_path / (name + ".run")), "--workload", "w")
+        assert doc["knobs"] == want["knobs"] and doc["ignored_columns"] == [], name
+        assert doc["best"]["config"] == want["best"]["config"] and doc["best_cost"] == pytest.approx(
+            want["best_cost"]), name
+        assert doc["source"]["format"] == fmt, name
+
+    semi = "GPU freq (MHz);Concurrency;Power (W);Throughput (inf/s)\n" + "".join(
+        ";".join(str(v).replace(".", ",") for v in row) + "\n" for row in settings)
+    same("semi.csv", semi, {"delimiter": ";", "decimal": ",", "comment_lines": 0})
+    tabs = "# board: Jetson Nano, JetPack 4.6\n\n# power: VDD_IN\ngpu_freq_mhz\tconcurrency\tpower_w\tfps\n" + "".join(
+        "\t".join(str(v) for v in row) + "\n" for row in settings)
+    same("tabs.tsv", tabs, {"delimiter": "\t", "decimal": ".", "comment_lines": 2})
+    # a spreadsheet's trailing separators and an empty row; energy per inference in mJ, "conc"
+    excel = "gpu (MHz),conc,Energy/inference [mJ],,\r\n" + "".join(
+        f"{g},{c},{1000 * p / t},,\r\n" + (",,,,\r\n" if c == 2 else "") for g, c, p, t in settings)
+    same("excel.csv", excel, {"delimiter": ",", "decimal": ".", "comment_lines": 0})
+    result = cli.invoke(app, ["import", str(tmp_path / "semi.csv"), "--out", str(tmp_path / "s2")])
+    text = " ".join(result.output.split())
+    assert "read as: fields separated by semicolons; decimal commas" in text
+    # a decimal point anywhere means the commas are not decimal: "1,5" stays text, and says so
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("gpu_freq_mhz;rig;power_w;fps\n614.4;1,5;5.0;10\n921.6;1,5;6.0;15\n", encoding="utf-8")
+    assert invoke("import", str(mixed), "--out", str(tmp_path / "m"))["context"] == {"rig": "1,5"}
+    # the number of a line is the file's, comment lines counted
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# a note\ngpu_freq_hz,batch_size,energy_per_inference_j\n1,8,1.0\n2,eight,1.1\n")
+    result = cli.invoke(app, ["import", str(bad), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "line 4: batch_size is 'eight'" in str(result.exception)
+    extra = tmp_path / "extra.csv"
+    extra.write_text("gpu_freq_hz,energy_per_inference_j\n1,1.0\n2,1.1,7\n")
+    result = cli.invoke(app, ["import", str(extra), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "line 3 has a value in column 3, which has no header" in str(result.exception)
+    assert not (tmp_path / "x" / "trials.csv").exists()
+
+
 def test_a_recorded_power_mode_is_a_set_of_presets_not_a_scale(tmp_path):
     """nvpmodel mode ids are numbers, but mode 3 is not between modes 2 and 4: replayed, the
     power mode is an unordered knob, as on a live board, while the numeric knobs beside it

@@ -8,6 +8,9 @@ recorded sweep, and ``bench`` and ``tune`` search it. One format, not two.
 
 What is read:
 
+- CSV as spreadsheets and loggers write it (:func:`_read`): comma, semicolon,
+  tab or bar separated, decimal commas beside semicolons or tabs, comment lines
+  before the header; the summary's ``source.format`` says what was found;
 - one row per measured setting; rows with the same setting are its repeats;
 - headers in lower case, spaces and punctuation as underscores ("GPU Freq
   (MHz)" is ``gpu_freq_mhz``, "Power [W]" ``power_w``);
@@ -129,8 +132,11 @@ _ITEMS = r"(?:inferences|inference|infer|inf|images|image|imgs|img|samples|sampl
 _PLURAL = r"(?:inferences|infer|inf|images|imgs|img|samples|frames|queries|items)"
 _THROUGHPUT = re.compile(rf"(?:throughput|tput)(?:_{_ITEMS})?(?:{_PER_SECOND}|_fps|_qps|_ips)?|fps|qps|ips"
                          rf"|{_ITEMS}_per_(?:s|sec|second)|{_PLURAL}_(?:s|sec|second)")
+# "energy/inference (mJ)" and "inference energy (mJ)" are per inference too: with one item
+# in the singular ("energy_inferences_j" could be the energy of all of them, and is not read)
+_ONE = r"(?:inference|infer|inf|image|img|sample|frame|query|item)"
 _EPI = re.compile(rf"(?:energy|e)_per_{_ITEMS}_(?P<unit>j|mj|uj)|(?P<unit2>j|mj|uj)_per_{_ITEMS}"
-                  r"|epi_(?P<unit3>j|mj|uj)")
+                  rf"|epi_(?P<unit3>j|mj|uj)|energy_{_ONE}_(?P<unit4>j|mj|uj)|{_ONE}_energy_(?P<unit5>j|mj|uj)")
 # the board's power, or tegrastats' name for the module's input rail (VDD_IN; POM_5V_IN on a
 # Nano), which is what the board draws; never one rail's (gpu_power, VDD_CPU_GPU_CV)
 _POWER_WHICH = r"(?:avg|average|mean|total|board|input|in)"
@@ -141,6 +147,7 @@ _ENERGY_UNITS = {"j": 1.0, "mj": 1e-3, "uj": 1e-6}
 _QUANTILE = {"avg": "latency", "average": "latency", "mean": "latency", "median": "p50", "p50": "p50",
              "p95": "p95", "p99": "p99", None: "latency"}
 _OTHER_KNOBS = {"bs": BATCH_SIZE, "batchsize": BATCH_SIZE, "batch_sz": BATCH_SIZE, "concurrency_level": CONCURRENCY,
+                "conc": CONCURRENCY, "concurrent_requests": CONCURRENCY,
                 "cores": CPU_CORES, "num_cores": CPU_CORES, "n_cores": CPU_CORES, "online_cores": CPU_CORES}
 
 
@@ -159,7 +166,7 @@ def _by_words(key: str) -> Optional[Tuple[str, str, Optional[float]]]:
         return "result", "throughput", 1.0
     m = _EPI.fullmatch(key)
     if m:
-        return "result", "epi", _ENERGY_UNITS[m.group("unit") or m.group("unit2") or m.group("unit3")]
+        return "result", "epi", _ENERGY_UNITS[next(u for u in m.groups() if u)]
     m = _POWER.fullmatch(key)
     if m:
         return "result", "power", (1.0 if m.group("unit") == "w" else 1e-3) if m.group("unit") else None
@@ -335,7 +342,36 @@ def _knob_value(text: str, knob: str, factor: float, column: str, line: int) -> 
     return int(round(number))
 
 
-def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]]]:
+#: Field separators a CSV may use, in the order they are tried: a spreadsheet set to a
+#: language that writes a decimal comma saves "CSV" with semicolons, and loggers write tabs.
+DELIMITERS = (",", ";", "\t", "|")
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
+_DECIMAL_POINT = re.compile(r"\s*[-+]?[0-9]*\.[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
+
+
+def _delimiter(sample: List[str]) -> str:
+    """The separator that splits the header and the lines after it (``sample``) into the
+    same number of fields, more than one: the first of ``DELIMITERS`` that does; a comma
+    where none does, so that a malformed file fails on a line edgetune can name."""
+    for delimiter in DELIMITERS:
+        try:
+            counts = [len(fields) for fields in csv.reader(sample, delimiter=delimiter) if fields]
+        except csv.Error:
+            continue
+        if counts and counts[0] > 1 and all(c == counts[0] for c in counts):
+            return delimiter
+    return ","
+
+
+def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]], List[int], Dict[str, Any]]:
+    """The file's bytes, its header, its rows (column -> text), each row's line number in
+    the file, and the format found (``delimiter``, ``decimal``, ``comment_lines``).
+
+    Read as spreadsheets and loggers write CSV, not only as edgetune does: comment lines
+    (``#``) and blank lines before the header are skipped; the separator is found
+    (``DELIMITERS``); where it is not a comma and the numbers are written with a decimal
+    comma (2,26, and no 2.26 anywhere), they are read as decimal points; columns with no
+    header and no values (a spreadsheet's trailing separators) are left out."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -348,21 +384,47 @@ def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise EdgetuneError(f"{path} is not UTF-8 text (a CSV file is)") from None
+    lines = text.splitlines(keepends=True)
+    skip = 0
+    while skip < len(lines) and (not lines[skip].strip() or lines[skip].lstrip().startswith("#")):
+        skip += 1
+    comments = sum(1 for line in lines[:skip] if line.strip())
+    delimiter = _delimiter(lines[skip:skip + 20])
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        rows = list(reader)
+        reader = csv.reader(io.StringIO("".join(lines[skip:]), newline=""), delimiter=delimiter)
+        table = []
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                table.append((skip + reader.line_num, fields))
     except csv.Error as exc:
         raise EdgetuneError(f"{path} is not a readable CSV: {exc}") from None
-    if not header:
+    if not table:
         raise EdgetuneError(f"{path} is empty: no header row")
+    header_fields = [h.strip() for h in table[0][1]]
+    body = table[1:]
+    width = max([len(header_fields)] + [len(fields) for _, fields in body])
+    header_fields += [""] * (width - len(header_fields))
+    unnamed = [j for j, h in enumerate(header_fields) if not h]
+    for j in unnamed:
+        filled = next((line for line, fields in body if j < len(fields) and fields[j].strip()), None)
+        if filled is not None:
+            raise EdgetuneError(f"{path}: line {filled} has a value in column {j + 1}, which has no header")
+    keep = [j for j, h in enumerate(header_fields) if h]
+    header = [header_fields[j] for j in keep]
     if len(set(header)) != len(header):
         twice = sorted({h for h in header if header.count(h) > 1})
         raise EdgetuneError(f"{path}: column {twice[0]!r} appears twice in the header")
-    if not rows:
+    if not body:
         raise EdgetuneError(f"{path} has a header but no rows")
-    stripped = [{(k or "").strip(): (v if isinstance(v, str) else "") for k, v in row.items()} for row in rows]
-    return data, header, stripped
+    cells = [[fields[j] if j < len(fields) else "" for j in keep] for _, fields in body]
+    decimal = "."
+    if delimiter != "," and any(_DECIMAL_COMMA.fullmatch(c) for row in cells for c in row) \
+            and not any(_DECIMAL_POINT.fullmatch(c) for row in cells for c in row):
+        decimal = ","
+        cells = [[c.replace(",", ".") if _DECIMAL_COMMA.fullmatch(c) else c for c in row] for row in cells]
+    rows = [dict(zip(header, row)) for row in cells]
+    fmt = OrderedDict([("delimiter", delimiter), ("decimal", decimal), ("comment_lines", comments)])
+    return data, header, rows, [line for line, _ in body], fmt
 
 
 def _single(values: List[str]) -> Optional[str]:
@@ -378,7 +440,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
     from tuner.store import SEARCH, Store
 
     path = Path(source)
-    data, header, rows = _read(path)
+    data, header, rows, line_of, fmt = _read(path)
     r = _Reader(path, header, rows, parse_maps(maps))
 
     # --- results: how energy and time per inference are derived (one way per file) ------
@@ -431,7 +493,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
     knob_column: Dict[str, str] = {}
     for column, (knob, factor) in r.knob_cols.items():
         cells = r.values(column)
-        empty = [i + 2 for i, c in enumerate(cells) if c == ""]
+        empty = [line_of[i] for i, c in enumerate(cells) if c == ""]
         if len(empty) == len(cells):
             absent.append(knob)
             continue
@@ -440,7 +502,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
             raise EdgetuneError(f"{path.name}: knob column {column} is empty on line(s) {shown}; a knob needs a "
                                 "value in every row, or none (leave it out with --map "
                                 f"{column!r}=-)")
-        parsed = [_knob_value(c, knob, factor, column, i + 2) for i, c in enumerate(cells)]
+        parsed = [_knob_value(c, knob, factor, column, line_of[i]) for i, c in enumerate(cells)]
         if len(set(parsed)) == 1:
             pinned[knob] = parsed[0]
         else:
@@ -496,7 +558,7 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
     lines_of: Dict[Config, List[int]] = {}  # the rows behind each setting
     n_infeasible = 0
     for i, row in enumerate(rows):
-        line = i + 2
+        line = line_of[i]
         config = Config({k: varied[k][i] for k in knobs})
         values: Dict[str, float] = {}
         for field in need:
@@ -576,7 +638,8 @@ def import_csv(source: str | Path, out: str | Path, *, workload: Optional[str] =
             ("simulated", any_sim),
             ("objective", "energy"),
             ("source", OrderedDict([("file", str(path.resolve())), ("sha256", hashlib.sha256(data).hexdigest()),
-                                    ("rows", len(rows)), ("copy", SOURCE_COPY), ("provenance", provenance),
+                                    ("rows", len(rows)), ("format", fmt), ("copy", SOURCE_COPY),
+                                    ("provenance", provenance),
                                     ("simulated_from", "--simulated" if simulated else
                                      f"column {sim_col[0]}" if sim_col else "default: measured, not simulated")])),
             ("knobs", OrderedDict((k, list(v)) for k, v in domains.items())),

@@ -209,6 +209,9 @@ def render_bench(doc: dict[str, Any]) -> None:
                     "the space measured before the recommendation is within 2 % of the true optimum")
 
 
+_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
 def render_import(doc: dict[str, Any]) -> None:
     """What ``edgetune import`` read and how, in words."""
     from rich.console import Console
@@ -219,6 +222,13 @@ def render_import(doc: dict[str, Any]) -> None:
     rep_text = f"{reps['min']}" if reps["min"] == reps["max"] else f"{reps['min']}-{reps['max']}"
     console.print(f"imported {doc['n_rows']} rows of {doc['source']['file']}: {doc['workload']} on "
                   f"{doc['board']}, {sim}")
+    fmt = doc["source"].get("format") or {}
+    read_as = [f"fields separated by {_SEPARATORS.get(fmt.get('delimiter'), repr(fmt.get('delimiter')))}"
+               ] if fmt.get("delimiter", ",") != "," else []
+    read_as += ["decimal commas"] if fmt.get("decimal") == "," else []
+    read_as += [f"{fmt['comment_lines']} comment line(s) before the header skipped"] if fmt.get("comment_lines") else []
+    if read_as:
+        console.print("read as: " + "; ".join(read_as))
     knobs = " x ".join(f"{k} ({len(v)})" for k, v in doc["knobs"].items())
     grid = "" if doc["complete"] else f" of a {doc['grid_size']}-config grid"
     console.print(f"space: {knobs}: {doc['space_size']} recorded configs{grid}, {rep_text} repeat(s) each"
