@@ -250,8 +250,9 @@ def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_pa
 
 def test_a_spreadsheets_csv_reads_as_the_same_table(tmp_path):
     """What spreadsheets and loggers save as CSV: semicolons and decimal commas (a locale
-    that writes 2,5), tabs, comment lines before the header, trailing empty columns and
-    empty rows, "energy/inference (mJ)" and "conc" as headers. Each reads as the plain
+    that writes 2,5), tabs, comment lines before the header (numpy's savetxt puts the
+    header itself in one), trailing empty columns and empty rows, "energy/inference (mJ)"
+    and "conc" as headers. Each reads as the plain
     file does; a value under no header is an error on its line."""
     settings = [(614.4, c, 4.0 + 0.5 * c, 3.0 * c) for c in (1, 2, 4)] + [(921.6, c, 5.0 + 0.5 * c, 4.0 * c)
                                                                          for c in (1, 2, 4)]
@@ -279,6 +280,10 @@ def test_a_spreadsheets_csv_reads_as_the_same_table(tmp_path):
     excel = "gpu (MHz),conc,Energy/inference [mJ],,\r\n" + "".join(
         f"{g},{c},{1000 * p / t},,\r\n" + (",,,,\r\n" if c == 2 else "") for g, c, p, t in settings)
     same("excel.csv", excel, {"delimiter": ",", "decimal": ".", "comment_lines": 0})
+    # numpy's savetxt: the header is a comment above rows of numbers
+    np.savetxt(tmp_path / "np.csv", np.array(settings), delimiter=",", fmt="%g",
+               header="A sweep on the bench\ngpu_freq_mhz,concurrency,power_w,throughput_ips")
+    same("np.csv", (tmp_path / "np.csv").read_text(), {"delimiter": ",", "decimal": ".", "comment_lines": 1})
     result = cli.invoke(app, ["import", str(tmp_path / "semi.csv"), "--out", str(tmp_path / "s2")])
     text = " ".join(result.output.split())
     assert "read as: fields separated by semicolons; decimal commas" in text

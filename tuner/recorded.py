@@ -349,6 +349,14 @@ _DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
 _DECIMAL_POINT = re.compile(r"\s*[-+]?[0-9]*\.[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
 def _delimiter(sample: List[str]) -> str:
     """The separator that splits the header and the lines after it (``sample``) into the
     same number of fields, more than one: the first of ``DELIMITERS`` that does; a comma
@@ -368,7 +376,8 @@ def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]], List[int]
     the file, and the format found (``delimiter``, ``decimal``, ``comment_lines``).
 
     Read as spreadsheets and loggers write CSV, not only as edgetune does: comment lines
-    (``#``) and blank lines before the header are skipped; the separator is found
+    (``#``) and blank lines before the header are skipped (numpy's ``savetxt`` header, a
+    comment above rows of numbers only, is the header); the separator is found
     (``DELIMITERS``); where it is not a comma and the numbers are written with a decimal
     comma (2,26, and no 2.26 anywhere), they are read as decimal points; columns with no
     header and no values (a spreadsheet's trailing separators) are left out."""
@@ -396,6 +405,14 @@ def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]], List[int]
         for fields in reader:
             if any(f.strip() for f in fields):
                 table.append((skip + reader.line_num, fields))
+        # numpy's savetxt writes its header as a comment ("# a,b,c") above rows of numbers only:
+        # a last comment line with as many fields as the first row, which holds no name, is the header
+        last = next((line for line in reversed(lines[:skip]) if line.strip()), None)
+        if table and last is not None and all(_is_number(f) for f in table[0][1]):
+            named = next(csv.reader([last.lstrip()[1:]], delimiter=delimiter))
+            if len(named) == len(table[0][1]) > 1:
+                table.insert(0, (skip, named))
+                comments -= 1
     except csv.Error as exc:
         raise EdgetuneError(f"{path} is not a readable CSV: {exc}") from None
     if not table:
