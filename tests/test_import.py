@@ -241,6 +241,13 @@ def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_pa
                        [[s, b, 5.0 + b, 40.0 * b] for s in (614, 921) for b in (1, 4)])
     doc = invoke("import", str(hidden), "--out", str(tmp_path / "h"))
     assert doc["differ_within_repeats"] == ["gpu_speed"] and doc["repeats"] == {"min": 2, "max": 2}
+    # totals: an energy and a duration over a count of images (never a sensor's sample count)
+    totals = write_csv(tmp_path / "t.csv", ["gpu_freq_mhz", "Energy (J)", "images", "duration (s)", "samples"],
+                       [[600, 10.0, 100, 5.0, 50], [900, 12.0, 100, 3.0, 30]])
+    doc = invoke("import", str(totals), "--out", str(tmp_path / "t"))
+    assert doc["results"]["energy_per_inference_j"] == "Energy (J) / images"
+    assert doc["results"]["time_per_inference_s"] == "duration (s) / images"
+    assert doc["best"]["energy_per_inference_mj"] == pytest.approx(100.0) and doc["ignored_columns"] == ["samples"]
     # "inference (s)" is a duration, not a rate: no result to derive energy from
     duration = write_csv(tmp_path / "d.csv", ["gpu_freq_hz", "power_w", "inference (s)"],
                          [[1, 5.0, 0.1], [2, 6.0, 0.2]])

@@ -144,6 +144,11 @@ _POWER = re.compile(rf"(?:(?:{_POWER_WHICH}_)?power(?:_{_POWER_WHICH})?|vdd_in|p
 _LATENCY = re.compile(r"(?:(?P<q>avg|average|mean|median|p50|p95|p99)_)?(?:client_|server_|batch_)?latency"
                       r"(?:_(?P<q2>avg|average|mean|median|p50|p95|p99))?_(?P<unit>s|ms|us)")
 _ENERGY_UNITS = {"j": 1.0, "mj": 1e-3, "uj": 1e-6}
+# a count of inferences run (beside a total energy and a duration), never of a sensor's samples
+_COUNTED = r"(?:inferences|images|frames|queries|requests)"
+_COUNT = re.compile(rf"(?:(?:num|n|number_of|total|count_of)_)?{_COUNTED}|{_ONE}_count|{_COUNTED}_count")
+# how long a measured run lasted, as a time over the inference count
+_DURATION = re.compile(r"(?:duration|elapsed|elapsed_time|wall_time|run_time|runtime|total_time)_(?P<unit>s|ms)")
 _QUANTILE = {"avg": "latency", "average": "latency", "mean": "latency", "median": "p50", "p50": "p50",
              "p95": "p95", "p99": "p99", None: "latency"}
 _OTHER_KNOBS = {"bs": BATCH_SIZE, "batchsize": BATCH_SIZE, "batch_sz": BATCH_SIZE, "concurrency_level": CONCURRENCY,
@@ -167,6 +172,11 @@ def _by_words(key: str) -> Optional[Tuple[str, str, Optional[float]]]:
     m = _EPI.fullmatch(key)
     if m:
         return "result", "epi", _ENERGY_UNITS[next(u for u in m.groups() if u)]
+    if _COUNT.fullmatch(key):
+        return "result", "inferences", 1.0
+    m = _DURATION.fullmatch(key)
+    if m:
+        return "result", "time", _UNITS[m.group("unit")]
     m = _POWER.fullmatch(key)
     if m:
         return "result", "power", (1.0 if m.group("unit") == "w" else 1e-3) if m.group("unit") else None
