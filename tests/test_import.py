@@ -256,21 +256,21 @@ def test_headers_in_other_words_and_without_units_are_read_by_their_words(tmp_pa
 
 
 def test_a_spreadsheets_csv_reads_as_the_same_table(tmp_path):
-    """What spreadsheets and loggers save as CSV: semicolons and decimal commas (a locale
-    that writes 2,5), tabs, comment lines before the header (numpy's savetxt puts the
-    header itself in one), trailing empty columns and empty rows, "energy/inference (mJ)"
-    and "conc" as headers. Each reads as the plain
-    file does; a value under no header is an error on its line."""
+    """What spreadsheets and loggers save as CSV: Windows-1252 and UTF-16 text, semicolons
+    and decimal commas (a locale that writes 2,5), tabs, comment lines before the header
+    (numpy's savetxt puts the header itself in one), trailing empty columns and empty rows,
+    "energy/inference (mJ)" and "conc" as headers. Each reads as the plain file does; a
+    value under no header is an error on its line."""
     settings = [(614.4, c, 4.0 + 0.5 * c, 3.0 * c) for c in (1, 2, 4)] + [(921.6, c, 5.0 + 0.5 * c, 4.0 * c)
                                                                          for c in (1, 2, 4)]
     plain = write_csv(tmp_path / "plain.csv", ["gpu_freq_mhz", "concurrency", "power_w", "throughput_ips"],
                       settings)
     want = invoke("import", str(plain), "--out", str(tmp_path / "plain"), "--workload", "w")
-    assert want["source"]["format"] == {"delimiter": ",", "decimal": ".", "comment_lines": 0}
+    assert want["source"]["format"] == {"encoding": "utf-8", "delimiter": ",", "decimal": ".", "comment_lines": 0}
 
-    def same(name: str, text: str, fmt: dict) -> None:
+    def same(name: str, text: str, fmt: dict, encoding: str = "utf-8") -> None:
         src = tmp_path / name
-        src.write_text(text, encoding="utf-8")
+        src.write_text(text, encoding=encoding)
         doc = invoke("import", str(src), "--out", str(tmp_path / (name + ".run")), "--workload", "w")
         assert doc["knobs"] == want["knobs"] and doc["ignored_columns"] == [], name
         assert doc["best"]["config"] == want["best"]["config"] and doc["best_cost"] == pytest.approx(
@@ -279,18 +279,25 @@ def test_a_spreadsheets_csv_reads_as_the_same_table(tmp_path):
 
     semi = "GPU freq (MHz);Concurrency;Power (W);Throughput (inf/s)\n" + "".join(
         ";".join(str(v).replace(".", ",") for v in row) + "\n" for row in settings)
-    same("semi.csv", semi, {"delimiter": ";", "decimal": ",", "comment_lines": 0})
+    same("semi.csv", semi, {"encoding": "utf-8", "delimiter": ";", "decimal": ",", "comment_lines": 0})
     tabs = "# board: Jetson Nano, JetPack 4.6\n\n# power: VDD_IN\ngpu_freq_mhz\tconcurrency\tpower_w\tfps\n" + "".join(
         "\t".join(str(v) for v in row) + "\n" for row in settings)
-    same("tabs.tsv", tabs, {"delimiter": "\t", "decimal": ".", "comment_lines": 2})
+    same("tabs.tsv", tabs, {"encoding": "utf-8", "delimiter": "\t", "decimal": ".", "comment_lines": 2})
     # a spreadsheet's trailing separators and an empty row; energy per inference in mJ, "conc"
     excel = "gpu (MHz),conc,Energy/inference [mJ],,\r\n" + "".join(
         f"{g},{c},{1000 * p / t},,\r\n" + (",,,,\r\n" if c == 2 else "") for g, c, p, t in settings)
-    same("excel.csv", excel, {"delimiter": ",", "decimal": ".", "comment_lines": 0})
+    same("excel.csv", excel, {"encoding": "utf-8", "delimiter": ",", "decimal": ".", "comment_lines": 0})
+    # a Windows spreadsheet's code page ("°C" is not UTF-8 there), and its UTF-16 "Unicode text"
+    windows = "GPU freq (MHz),Concurrency,Power (W),Throughput (inf/s),Temp (°C)\r\n" + "".join(
+        ",".join(str(v) for v in row) + ",41\r\n" for row in settings)
+    same("cp1252.csv", windows, {"encoding": "cp1252", "delimiter": ",", "decimal": ".", "comment_lines": 0},
+         "cp1252")
+    same("utf16.txt", tabs, {"encoding": "utf-16", "delimiter": "\t", "decimal": ".", "comment_lines": 2}, "utf-16")
     # numpy's savetxt: the header is a comment above rows of numbers
     np.savetxt(tmp_path / "np.csv", np.array(settings), delimiter=",", fmt="%g",
                header="A sweep on the bench\ngpu_freq_mhz,concurrency,power_w,throughput_ips")
-    same("np.csv", (tmp_path / "np.csv").read_text(), {"delimiter": ",", "decimal": ".", "comment_lines": 1})
+    same("np.csv", (tmp_path / "np.csv").read_text(),
+         {"encoding": "utf-8", "delimiter": ",", "decimal": ".", "comment_lines": 1})
     result = cli.invoke(app, ["import", str(tmp_path / "semi.csv"), "--out", str(tmp_path / "s2")])
     text = " ".join(result.output.split())
     assert "read as: fields separated by semicolons; decimal commas" in text
@@ -303,6 +310,10 @@ def test_a_spreadsheets_csv_reads_as_the_same_table(tmp_path):
     bad.write_text("# a note\ngpu_freq_hz,batch_size,energy_per_inference_j\n1,8,1.0\n2,eight,1.1\n")
     result = cli.invoke(app, ["import", str(bad), "--out", str(tmp_path / "b")])
     assert result.exit_code == 1 and "line 4: batch_size is 'eight'" in str(result.exception)
+    sheet = tmp_path / "book.xlsx"
+    sheet.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00gpu_freq_hz,power_w\n")
+    result = cli.invoke(app, ["import", str(sheet), "--out", str(tmp_path / "xl")])
+    assert result.exit_code == 1 and "is not text" in str(result.exception)
     extra = tmp_path / "extra.csv"
     extra.write_text("gpu_freq_hz,energy_per_inference_j\n1,1.0\n2,1.1,7\n")
     result = cli.invoke(app, ["import", str(extra), "--out", str(tmp_path / "x")])

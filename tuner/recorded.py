@@ -359,6 +359,24 @@ _DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
 _DECIMAL_POINT = re.compile(r"\s*[-+]?[0-9]*\.[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
 
 
+def _decode(data: bytes) -> Tuple[str, str]:
+    """The text and the encoding it was read in: UTF-16 where a byte order mark says so
+    (a spreadsheet's "Unicode text"), else UTF-8 (with or without its mark), else
+    Windows-1252 — what a spreadsheet on Windows saves as "CSV", where "°C" or "µJ" in a
+    header is not UTF-8 — else Latin-1, which reads any bytes."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding), "utf-8" if encoding == "utf-8-sig" else encoding
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "latin-1"
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text.replace(",", "."))
@@ -383,9 +401,10 @@ def _delimiter(sample: List[str]) -> str:
 
 def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]], List[int], Dict[str, Any]]:
     """The file's bytes, its header, its rows (column -> text), each row's line number in
-    the file, and the format found (``delimiter``, ``decimal``, ``comment_lines``).
+    the file, and the format found (``encoding``, ``delimiter``, ``decimal``, ``comment_lines``).
 
-    Read as spreadsheets and loggers write CSV, not only as edgetune does: comment lines
+    Read as spreadsheets and loggers write CSV, not only as edgetune does: in UTF-8,
+    UTF-16 or a Windows spreadsheet's code page (:func:`_decode`); comment lines
     (``#``) and blank lines before the header are skipped (numpy's ``savetxt`` header, a
     comment above rows of numbers only, is the header); the separator is found
     (``DELIMITERS``); where it is not a comma and the numbers are written with a decimal
@@ -399,10 +418,9 @@ def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]], List[int]
         raise EdgetuneError(f"{path} is a directory, not a CSV file") from None
     except OSError as exc:
         raise EdgetuneError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise EdgetuneError(f"{path} is not UTF-8 text (a CSV file is)") from None
+    text, encoding = _decode(data)
+    if "\x00" in text:
+        raise EdgetuneError(f"{path} is not text (it holds NUL bytes): a CSV file is")
     lines = text.splitlines(keepends=True)
     skip = 0
     while skip < len(lines) and (not lines[skip].strip() or lines[skip].lstrip().startswith("#")):
@@ -450,7 +468,8 @@ def _read(path: Path) -> Tuple[bytes, List[str], List[Dict[str, str]], List[int]
         decimal = ","
         cells = [[c.replace(",", ".") if _DECIMAL_COMMA.fullmatch(c) else c for c in row] for row in cells]
     rows = [dict(zip(header, row)) for row in cells]
-    fmt = OrderedDict([("delimiter", delimiter), ("decimal", decimal), ("comment_lines", comments)])
+    fmt = OrderedDict([("encoding", encoding), ("delimiter", delimiter), ("decimal", decimal),
+                       ("comment_lines", comments)])
     return data, header, rows, [line for line, _ in body], fmt
 
 

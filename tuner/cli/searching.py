@@ -226,6 +226,7 @@ def render_import(doc: dict[str, Any]) -> None:
     read_as = [f"fields separated by {_SEPARATORS.get(fmt.get('delimiter'), repr(fmt.get('delimiter')))}"
                ] if fmt.get("delimiter", ",") != "," else []
     read_as += ["decimal commas"] if fmt.get("decimal") == "," else []
+    read_as += [f"text in {fmt['encoding']}"] if fmt.get("encoding", "utf-8") != "utf-8" else []
     read_as += [f"{fmt['comment_lines']} comment line(s) before the header skipped"] if fmt.get("comment_lines") else []
     if read_as:
         console.print("read as: " + "; ".join(read_as))
