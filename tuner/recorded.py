@@ -8,9 +8,10 @@ recorded sweep, and ``bench`` and ``tune`` search it. One format, not two.
 
 What is read:
 
-- CSV as spreadsheets and loggers write it (:func:`_read`): comma, semicolon,
-  tab or bar separated, decimal commas beside semicolons or tabs, comment lines
-  before the header; the summary's ``source.format`` says what was found;
+- CSV as spreadsheets and loggers write it (:func:`_read`): UTF-8, UTF-16 or
+  Windows-1252 text; comma, semicolon, tab or bar separated; decimal commas beside
+  semicolons or tabs; comment lines before the header; the summary's
+  ``source.format`` says what was found;
 - one row per measured setting; rows with the same setting are its repeats;
 - headers in lower case, spaces and punctuation as underscores ("GPU Freq
   (MHz)" is ``gpu_freq_mhz``, "Power [W]" ``power_w``);
@@ -144,8 +145,9 @@ _POWER = re.compile(rf"(?:(?:{_POWER_WHICH}_)?power(?:_{_POWER_WHICH})?|vdd_in|p
 _LATENCY = re.compile(r"(?:(?P<q>avg|average|mean|median|p50|p95|p99)_)?(?:client_|server_|batch_)?latency"
                       r"(?:_(?P<q2>avg|average|mean|median|p50|p95|p99))?_(?P<unit>s|ms|us)")
 _ENERGY_UNITS = {"j": 1.0, "mj": 1e-3, "uj": 1e-6}
-# a count of inferences run (beside a total energy and a duration), never of a sensor's samples
-_COUNTED = r"(?:inferences|images|frames|queries|requests)"
+# a count of inferences run (beside a total energy and a duration); never of a sensor's
+# samples, nor of requests or queries, each of which may carry a batch
+_COUNTED = r"(?:inferences|images|frames)"
 _COUNT = re.compile(rf"(?:(?:num|n|number_of|total|count_of)_)?{_COUNTED}|{_ONE}_count|{_COUNTED}_count")
 # how long a measured run lasted, as a time over the inference count
 _DURATION = re.compile(r"(?:duration|elapsed|elapsed_time|wall_time|run_time|runtime|total_time)_(?P<unit>s|ms)")
