@@ -195,7 +195,11 @@ class DrawingWorkload(SleepWorkload):
 def _coarse_runner(period: float, **policy) -> tuple[TrialRunner, CoarseCounter]:
     board = FakeBoard()
     board.source = CoarseCounter(period)
-    wl = DrawingWorkload(board.source, 0.0002)  # 50 inferences: 10 ms, well under one update
+    # 50 inferences: 125 ms, about 6 updates of a 20 ms counter, so a window of 25 needs a multiple.
+    # Batches of 5 ms, not less: the multiple comes from the warm-up's rate over one update, and a
+    # sleep's overshoot on a loaded machine (~1 ms) made a 0.4 ms batch's rate half the window's
+    # (a window of 0.25 s for the 0.5 s asked, once, with both cores busy)
+    wl = DrawingWorkload(board.source, 0.0025)
     return TrialRunner(board, wl, RunPolicy(inferences=50, warmup_inferences=2, min_repeats=3, max_repeats=3,
                                             settle_s=0.0, sample_rate_hz=100, **policy)), board.source
 
