@@ -5,6 +5,11 @@ improvement (skopt's ``gaussian_ei``) over the best posterior mean measured
 so far. EI on a noise-aware GP trades exploring uncertain corners against
 refining around the incumbent; it stops re-asking a region once the model is
 sure of it.
+
+On a recording of one run per setting, once the basin is found, the search
+sweeps it in the smooth model's order instead (``ModelBased.sweep_basin``):
+there an unmeasured setting's uncertainty is mostly its own run's luck, which
+expected improvement values as a chance of a win that no model can locate.
 """
 
 from __future__ import annotations

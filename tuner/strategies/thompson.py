@@ -25,7 +25,8 @@ sampling had spent one of a replayed surface's few trials re-measuring its
 first guess (the shared LoudVA Nano surface: on 8 of 50 seeds, with a budget of 15).
 The first repeat that differs, or a re-measured config that reads
 differently, ends it for the rest of the search (``TrialNoise.exact``, the
-shared noise estimate's).
+shared noise estimate's). On such a recording, once the basin is found, the search
+sweeps it in the smooth model's order, as BO does (``ModelBased.sweep_basin``).
 """
 
 from __future__ import annotations
