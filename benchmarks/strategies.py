@@ -281,10 +281,12 @@ def main() -> None:
               **({"roughness": args.rough} if args.rough is not None else {}),
               "table": kind, "targets": TARGETS[kind]}
 
+    command = " ".join(["python", "benchmarks/strategies.py", *sys.argv[1:]])
+
     def document(results: list, complete: bool) -> dict:
         return {**header, "results": results, "complete": complete,
                 "all_targets_met": complete and not any(r["misses"] for r in results),
-                "command": " ".join(["python", "benchmarks/strategies.py", *sys.argv[1:]]),
+                "command": command,
                 "seconds": round(time.monotonic() - started, 1) + resumed_seconds}
 
     def write(doc: dict) -> str:
@@ -307,7 +309,7 @@ def main() -> None:
         if base:
             # the commands that measured the rows this update keeps (one the same as this
             # command re-benched the same strategies, and kept none of its rows)
-            header["updates"] = [c for c in base if c != header["command"]]
+            header["updates"] = [c for c in base if c != command]
         resumed_seconds = sum(d.get("seconds", 0) for d in done.values())
         prefix = "sim:" if args.rough is None else "rough:"
         job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift, args.rough) for b, w in surfaces
