@@ -474,9 +474,10 @@ class ModelBased(Strategy):
         super().tell(config, cost, measurement)
         if from_design and measurement is not None and measurement.memory_failure:
             self._design.insert(0, self._design_asked[1])  # the same design entry, at a batch that fits
-        # Fit here, once per trial, and nowhere else: when the GP is fitted decides
-        # when its hyperparameters are re-optimised, so fitting on demand would let a
-        # caller who merely asks for best() between trials change the search.
+        # Fit here, once per trial, and nowhere else (but once in ask, when a search of a
+        # recording changes phase: sweep_basin): when the GP is fitted decides when its
+        # hyperparameters are re-optimised, so fitting on demand would let a caller who
+        # merely asks for best() between trials change the search.
         self._fitted = self.gp.fit(self.costs, self.allowed, self.noise, self.repeats)
         if steer:
             # Under noise a single reading is judged against a best mean that is itself biased
@@ -534,8 +535,9 @@ class ModelBased(Strategy):
         trials. Once the incumbent has stood for ``SWEEP_AFTER`` asks, the search has found
         the basin; the best any strategy can then do is measure the basin's settings in the
         order the smooth part of the model ranks them, and keep the luckiest. Fitted freely,
-        the roughness (3-10 % on such recordings) leaves the smooth surface to the kernel, so
-        the ranking is not pulled towards one lucky neighbour. Measured on the 18 rough
+        the roughness takes the luck (3.5 % for a GP fitted to the whole real Xavier NX clock
+        sweep) and leaves the smooth surface to the kernel, so the ranking is not pulled
+        towards one lucky neighbour. Measured on the 18 rough
         recordings and on real ones: README, "Rough recordings".
 
         Never on a board whose repeats differ (``TrialNoise.exact``): under measurement noise
