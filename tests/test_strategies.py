@@ -600,16 +600,17 @@ def test_a_search_of_a_recording_sweeps_the_basin_it_found(name, monkeypatch):
     """On a recording of one run per setting, once the incumbent has stood for a few asks the
     search measures the basin's unmeasured settings in the smooth model's order
     (``ModelBased.sweep_basin``): every setting measured from then on is a new one, and over
-    eight recordings, with a tenth of the space, it ends nearer the recording's best than
-    the same search that never switches. Under field noise it never switches."""
+    sixteen recordings, with a tenth of the space, it ends nearer the recording's best than
+    the same search that never switches (summed regret, BO 0.53 against 0.67, Thompson
+    sampling 0.44 against 0.55). Under field noise it never switches."""
     from tuner.strategies.surrogate import ModelBased
 
     budget = math.ceil(0.1 * len(LUCKY))
-    swept = [searched(name, recording(seed), budget, seed) for seed in range(8)]
+    swept = [searched(name, recording(seed), budget, seed) for seed in range(16)]
     assert all(s.sweeping for s, _ in swept), name
     assert all(len(s.order) == len(set(s.order)) for s, _ in swept), name
     monkeypatch.setattr(ModelBased, "SWEEP_AFTER", 10**6)
-    unswept = [searched(name, recording(seed), budget, seed) for seed in range(8)]
+    unswept = [searched(name, recording(seed), budget, seed) for seed in range(16)]
     assert sum(r for _, r in swept) < sum(r for _, r in unswept), ([r for _, r in swept], [r for _, r in unswept])
     strategy, _ = search_noisy(name, CLOCKS, rough, 0.05, 30)
     assert not strategy.sweeping
