@@ -553,17 +553,24 @@ def recording(seed: int) -> dict:
     return out
 
 
-def economical(name: str, values: dict, budget: int) -> tuple[int, float]:
-    """An economical search of a recording (stops once converged at 1 %): (trials, regret)."""
-    rng = np.random.default_rng(0)
-    strategy = make_strategy(name, LUCKY, seed=0)
+def searched(name: str, values: dict, budget: int, seed: int = 0, stop: bool = False) -> tuple[object, float]:
+    """A search of a recording for up to ``budget`` trials (with ``stop``, economical: it stops
+    once converged at 1 %): the strategy and its regret."""
+    rng = np.random.default_rng(seed)
+    strategy = make_strategy(name, LUCKY, seed=seed)
     for _ in range(budget):
         config = strategy.ask()
         m = measure(config, values[config], 0.0, rng)  # a replay: every repeat reads the same
         strategy.tell(config, m.energy_j, m)
-        if strategy.converged(0.01):
+        if stop and strategy.converged(0.01):
             break
-    return len(strategy.order), values[strategy.best()] / min(values.values()) - 1
+    return strategy, values[strategy.best()] / min(values.values()) - 1
+
+
+def economical(name: str, values: dict, budget: int) -> tuple[int, float]:
+    """An economical search of a recording: (trials, regret)."""
+    strategy, regret = searched(name, values, budget, stop=True)
+    return len(strategy.order), regret
 
 
 @pytest.mark.parametrize("name", ["bo", "thompson"])
@@ -582,17 +589,6 @@ def test_an_economical_search_of_a_recording_counts_the_luck_of_unmeasured_setti
     ignored = [economical(name, recording(seed), budget) for seed in range(8)]
     assert sum(n for n, _ in counted) > sum(n for n, _ in ignored), (counted, ignored)
     assert sum(r for _, r in counted) < sum(r for _, r in ignored), (counted, ignored)
-
-
-def searched(name: str, values: dict, budget: int, seed: int) -> tuple[object, float]:
-    """A search of a recording for ``budget`` trials: the strategy and its regret."""
-    rng = np.random.default_rng(seed)
-    strategy = make_strategy(name, LUCKY, seed=seed)
-    for _ in range(budget):
-        config = strategy.ask()
-        m = measure(config, values[config], 0.0, rng)
-        strategy.tell(config, m.energy_j, m)
-    return strategy, values[strategy.best()] / min(values.values()) - 1
 
 
 @pytest.mark.parametrize("name", ["bo", "thompson"])

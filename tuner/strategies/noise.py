@@ -60,6 +60,13 @@ class TrialNoise:
         self.exact = True
         self.agreed = 0  # trials of two or more repeats, all equal: the evidence behind ``exact``
 
+    @property
+    def recording(self) -> bool:
+        """Whether the trials so far come from a recording of one run per setting: repeats have
+        agreed exactly (``agreed``) and nothing has differed since (``exact``). There a setting's
+        recorded value holds its one run's luck, frozen."""
+        return self.exact and self.agreed > 0
+
     def add(self, row: int, cost: float, measurement=None) -> None:
         """Record one told trial (its repeats' spread when the measurement says it)."""
         self._var = None

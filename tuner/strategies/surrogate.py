@@ -506,7 +506,7 @@ class ModelBased(Strategy):
         incumbent = self.gp.recommend(measured & self.allowed, self.costs)
         self._held = self._held + 1 if incumbent == self.incumbent else 0
         self.incumbent = incumbent
-        if not self.sweeping and self._held >= self.SWEEP_AFTER and self.noise.exact and self.noise.agreed:
+        if not self.sweeping and self._held >= self.SWEEP_AFTER and self.noise.recording:
             self.sweep_basin()
         if self.sweeping and self.noise.exact:
             fresh = candidates[~measured[candidates]]
@@ -635,7 +635,7 @@ class ModelBased(Strategy):
         from scipy.stats import norm
 
         # on a recording of one run per setting, an unmeasured setting holds its run's luck too
-        luck = RUN_LUCK_SD**2 if self.noise.exact and self.noise.agreed else 0.0
+        luck = RUN_LUCK_SD**2 if self.noise.recording else 0.0
         measured = self.measured()
         best = 0.0
         for chunk in np.array_split(candidates, max(1, math.ceil(candidates.size / CHANCE_CHUNK))):
