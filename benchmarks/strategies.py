@@ -71,6 +71,7 @@ KNOBS = {"cpu_freq_khz": None, "gpu_freq_hz": None, "batch_size": (8, 16, 32, 64
 OURS = ("bo", "thompson", "ogd")
 PEERS = ("random", "tpe")
 RESULTS = Path(__file__).resolve().parent / "results"
+ABOVE = 0.05  # markdown counts the runs (seeds x surfaces) ending above this regret: the tail beyond the p90
 
 #: The targets of each kind of table (see the module's docstring).
 TARGETS = {
@@ -411,6 +412,7 @@ def markdown(doc: dict) -> str:
     trials = {n: 0 for n in names}
     unreached = {n: 0 for n in names}
     worst = {n: 0.0 for n in names}
+    above = {n: [0, 0] for n in names}  # runs ending above 5 % regret, runs counted
     for r in doc["results"]:
         rows = {s["name"]: s for s in r["strategies"]}
         cells = []
@@ -422,12 +424,18 @@ def markdown(doc: dict) -> str:
             else:
                 trials[n] += round(f * r["space_size"])
             worst[n] = max(worst[n], float("inf") if g is None else g)
+            per_seed = rows[n].get("regret_per_seed")  # tables saved before it was recorded lack it
+            if per_seed is not None:
+                above[n][0] += sum(1 for v in per_seed if v is None or v > ABOVE)
+                above[n][1] += len(per_seed)
         board = r["board"].replace("sim:", "", 1).replace("rough:", "", 1).replace("jetson-", "", 1)
         lines.append(f"| {board} | {r['workload']} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("sum of median trials to 2 %: " + ", ".join(
         f"{n} {trials[n]}" + (f" (+{unreached[n]} surfaces not reached)" if unreached[n] else "") for n in names))
     lines.append("largest p90 regret: " + ", ".join(f"{n} {_pct(worst[n])} %" for n in names))
+    lines.append(f"runs ending above {_pct(ABOVE)} % regret: " + ", ".join(
+        f"{n} {above[n][0]} of {above[n][1]}" if above[n][1] else f"{n} not recorded" for n in names))
     misses = [f"{r['board']} {r['workload']}: {m}" for r in doc["results"] for m in r["misses"]]
     lines.append(f"surfaces: {len(doc['results'])}, complete: {doc.get('complete', True)}, "
                  f"seconds: {doc.get('seconds')}, misses: {len(misses)}")

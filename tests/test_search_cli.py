@@ -131,6 +131,11 @@ def test_bench_reports_every_strategy_and_replays_a_recorded_sweep(tmp_path):
         assert set(r) >= {"name", "fraction_to_2pct", "regret_at_budget", "budget_fraction"}
         assert r["regret_at_budget"]["median"] >= 0 and r["budget_fraction"] == 0.1
         assert 0 < r["fraction_to_2pct"]["median"] <= 0.3
+        per_seed = r["regret_per_seed"]  # the tail a p90 hides: every seed's regret
+        assert len(per_seed) == 3 and sorted(per_seed)[1] == r["regret_at_budget"]["median"]
+    text = cli.invoke(app, ["bench", "--board", "sim:jetson-nano", "--workload", "alexnet", "--strategies", "random",
+                            "--seeds", "3", "--batch-sizes", "32,64"])
+    assert text.exit_code == 0 and "> 5 %" in text.stdout and " of 3 " in text.stdout, text.stdout
     out = tmp_path / "rec"
     invoke("sweep", "--board", "sim:jetson-orin-nx", "--workload", "bert_tiny", "--out", str(out), "--no-plots",
            "--batch-sizes", "16,32")
