@@ -63,7 +63,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from tuner.bench import BenchSpec, run_bench
+from tuner.bench import ABOVE, BenchSpec, run_bench, seeds_above
 
 BOARDS = ("jetson-nano", "jetson-xavier-nx", "jetson-orin-nx")
 WORKLOADS = ("alexnet", "resnet18", "mobilenet_v2", "yolov4_tiny", "bert_tiny", "distilbert")
@@ -71,7 +71,6 @@ KNOBS = {"cpu_freq_khz": None, "gpu_freq_hz": None, "batch_size": (8, 16, 32, 64
 OURS = ("bo", "thompson", "ogd")
 PEERS = ("random", "tpe")
 RESULTS = Path(__file__).resolve().parent / "results"
-ABOVE = 0.05  # markdown counts the runs (seeds x surfaces) ending above this regret: the tail beyond the p90
 
 #: The targets of each kind of table (see the module's docstring).
 TARGETS = {
@@ -412,7 +411,7 @@ def markdown(doc: dict) -> str:
     trials = {n: 0 for n in names}
     unreached = {n: 0 for n in names}
     worst = {n: 0.0 for n in names}
-    above = {n: [0, 0] for n in names}  # runs ending above 5 % regret, runs counted
+    above = {n: [0, 0] for n in names}  # runs (seeds x surfaces) ending above ABOVE regret, runs counted
     for r in doc["results"]:
         rows = {s["name"]: s for s in r["strategies"]}
         cells = []
@@ -426,7 +425,7 @@ def markdown(doc: dict) -> str:
             worst[n] = max(worst[n], float("inf") if g is None else g)
             per_seed = rows[n].get("regret_per_seed")  # tables saved before it was recorded lack it
             if per_seed is not None:
-                above[n][0] += sum(1 for v in per_seed if v is None or v > ABOVE)
+                above[n][0] += seeds_above(per_seed)
                 above[n][1] += len(per_seed)
         board = r["board"].replace("sim:", "", 1).replace("rough:", "", 1).replace("jetson-", "", 1)
         lines.append(f"| {board} | {r['workload']} | " + " | ".join(cells) + " |")

@@ -42,6 +42,13 @@ from tuner.strategies import make_strategy
 
 DEFAULT_STRATEGIES = ("bo", "thompson", "ogd", "random", "tpe")
 TARGET = 0.02
+ABOVE = 0.05  # the regret the tail counts are taken at (seeds_above): issue 17's p90 target
+
+
+def seeds_above(per_seed: list[float | None], bound: float = ABOVE) -> int:
+    """How many seeds of a ``regret_per_seed`` list end above ``bound`` (None, nothing
+    feasible recommended, counts as above)."""
+    return sum(1 for v in per_seed if v is None or v > bound)
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,8 @@ def render_bench(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tuner.bench import seeds_above
+
     sim = " (simulated)" if doc["simulated"] else ""
     t = Table(title=f"{doc['workload']} on {doc['board']}{sim}: {doc['space_size']} configs, {doc['seeds']} seeds, "
                     f"objective {doc['objective']}", title_justify="left")
@@ -201,7 +203,7 @@ def render_bench(doc: dict[str, Any]) -> None:
 
     for r in doc["strategies"]:
         f, g = r["fraction_to_2pct"], r["regret_at_budget"]
-        above = sum(1 for v in r["regret_per_seed"] if v is None or v > 0.05)
+        above = seeds_above(r["regret_per_seed"])
         t.add_row(r["name"], pct(f["median"]), pct(f["p90"]), f"{f['reached'] * 100:.0f} %", pct(g["median"]),
                   pct(g["p90"]), f"{above} of {len(r['regret_per_seed'])}", f"{r['seconds']:.1f}")
     Console().print(t)

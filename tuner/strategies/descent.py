@@ -147,7 +147,7 @@ class OnlineDescent(Strategy):
         est = self.estimates()
         if not est:
             return super().best()
-        return self.lattice.configs[min(est, key=lambda r: est[r][0] + est[r][1])]
+        return self.lattice.configs[_recommended(est)]
 
     def _challenger(self) -> int | None:
         """A measured config to measure again before the descent goes on, or None.
@@ -160,10 +160,10 @@ class OnlineDescent(Strategy):
         once at trial 53, was never measured again, and the recommendation ended 5.7 %
         above; with this rule that seed ends 0.3 % above). So, as in racing, a doubt
         about the recommendation is settled before anything new is measured: of the
-        *challengers* — configs still uncertain (:meth:`_uncertain`)
-        whose estimate is below the recommendation's — the one with the lowest estimate
-        minus one standard error is measured again, up to ``CHECKS`` trials each. An
-        economical search does not stop while one is left (:meth:`converged`).
+        *challengers* — configs still uncertain (:meth:`_uncertain`) whose estimate is
+        below the recommendation's — the one with the lowest estimate minus one standard
+        error is measured again, up to ``CHECKS`` trials each. An economical search does
+        not stop while one is left (:meth:`converged`).
 
         Only a doubt of at least ``CHALLENGE_SD`` (2 %, the band a search is judged to
         have found the optimum in) is worth a trial: on a quiet board one trial already
@@ -174,7 +174,7 @@ class OnlineDescent(Strategy):
         est = self.estimates()
         if len(est) < 2:
             return None
-        rec = min(est, key=lambda r: est[r][0] + est[r][1])  # best()'s
+        rec = _recommended(est)
         rivals = [r for r in est if r != rec and est[r][0] < est[rec][0]
                   and est[r][1] >= self.CHALLENGE_SD and self._uncertain(r)]
         return min(rivals, key=lambda r: est[r][0] - est[r][1]) if rivals else None
@@ -562,6 +562,12 @@ class OnlineDescent(Strategy):
             if row not in self.costs or self._better(row, here):
                 return False
         return True
+
+
+def _recommended(est: dict[int, tuple[float, float]]) -> int:
+    """The row :meth:`OnlineDescent.best` recommends among ``estimates()``: the lowest
+    estimate plus one standard error."""
+    return min(est, key=lambda r: est[r][0] + est[r][1])
 
 
 def _quadratic(u: np.ndarray) -> np.ndarray:
