@@ -31,6 +31,9 @@ output is one perf_analyzer row joined with its power line:
 - ``latency_s``: the server's time per request (queue + compute input + infer + output);
   ``latency_client_p50_s`` and ``_p99_s``: perf_analyzer's client percentiles;
 - ``src_energy_j_power_x_latency``: power x latency, the authors' own energy column.
+- ``retries``: how often perf_analyzer re-ran that setting before its numbers held still, from
+  the folder's ``retried_freqs.txt`` (lines ``(F, concurrency) N``; 0 where it is absent or
+  silent; runs given up after 100 tries have no row at all);
 - ``batch_size`` is left empty: Triton batched dynamically (the shared file copies ``concurrency``
   there, which ``edgetune import`` reads as the same dimension).
 
@@ -55,6 +58,7 @@ WORKLOAD = "inception_v3_tf_fp32_triton_dynbatch"
 POWER_SCOPE = "tegrastats power (mean of the run's samples, mW)"
 SERVER_TIME = ("Server Queue", "Server Compute Input", "Server Compute Infer", "Server Compute Output")
 MEAN = re.compile(r"^Mean:\s*([0-9.]+)\s*$")
+RETRIED = re.compile(r"^\((\d+),\s*(\d+)\)\s+(\d+)")
 
 
 class LoudvaError(Exception):
@@ -88,6 +92,22 @@ def _runs(perf: Path, power: Path) -> list[dict[str, str]]:
     return [{**row, "_power_mw": mw} for row, mw in zip(rows, means)]
 
 
+def _retries(folder: Path) -> dict[tuple[str, str], str]:
+    """(GPU clock, concurrency) -> perf_analyzer's retries, from ``retried_freqs.txt`` where present."""
+    path = folder / "retried_freqs.txt"
+    if not path.exists():
+        return {}
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        match = RETRIED.match(line.strip())
+        if match is None:
+            raise LoudvaError(f"{path}:{n}: expected '(<clock>, <concurrency>) <retries>', found {line.strip()!r}")
+        out[(match.group(1), match.group(2))] = match.group(3)
+    return out
+
+
 def rows_of(folder: Path, board: str, *, modes: bool = False) -> list[dict[str, str]]:
     """The output rows of one board's measurement folder (per GPU clock, or per mode)."""
     kind, stem = ("modes", "mode") if modes else ("freqs", "freq")
@@ -101,6 +121,7 @@ def rows_of(folder: Path, board: str, *, modes: bool = False) -> list[dict[str, 
         raise LoudvaError(f"{perf_dir} holds no performance_measurements_{stem}_*.csv")
     top = max(settings)
     device = folder.parent.name
+    retries = {} if modes else _retries(folder)
     out = []
     for value in settings:
         power = power_dir / f"power_measurement_stats_{stem}_{value}.csv"
@@ -121,7 +142,8 @@ def rows_of(folder: Path, board: str, *, modes: bool = False) -> list[dict[str, 
                 "latency_client_p99_s": _shift(run["p99 latency"], 6),
                 "power_w": format(watts, "f"), "power_scope": POWER_SCOPE,
                 "energy_per_inference_j": f"{float(watts / throughput):.6g}" if throughput > 0 else "",
-                "src_energy_j_power_x_latency": f"{float(watts * latency):.6g}", "retries": "0",
+                "src_energy_j_power_x_latency": f"{float(watts * latency):.6g}",
+                "retries": retries.get((str(value), run["Concurrency"].strip()), "0"),
             })
     return out
 

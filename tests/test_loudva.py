@@ -57,6 +57,8 @@ def test_a_clock_sweep_becomes_the_shared_files_columns_and_imports_as_gpu_by_co
     assert float(first["energy_per_inference_j"]) == pytest.approx(7.3005 / 12.5, rel=1e-6)
     assert float(first["src_energy_j_power_x_latency"]) == pytest.approx(7.3005 * 0.07068, rel=1e-6)
 
+    assert [r["retries"] for r in rows] == ["0"] * 4  # no retried_freqs.txt: nothing was re-run
+
     out = tmp_path / "nx.csv"
     loudva.write(rows, out)
     doc = import_csv(out, tmp_path / "run", workload="inception_v3")
@@ -118,3 +120,14 @@ def test_the_raw_nano_runs_rebuild_the_shared_real_surface(loudva):
         for field in ("gpu_freq_frac_of_max", "throughput_inf_per_s", "latency_s", "latency_client_p50_s",
                       "latency_client_p99_s", "power_w", "energy_per_inference_j", "src_energy_j_power_x_latency"):
             assert float(ours[key][field]) == pytest.approx(float(row[field]), rel=2e-5), (key, field)
+
+
+def test_retries_come_from_retried_freqs_txt(loudva, tmp_path):
+    root = folder(tmp_path, "freqs", CLOCKS)
+    (root / "retried_freqs.txt").write_text("(510000000, 2) 8 \n(1020000000, 1) 100 !!!!\n")
+    rows = loudva.rows_of(root, "jetson-xavier-nx")
+    assert [(r["gpu_freq_hz"], r["concurrency"], r["retries"]) for r in rows] == [
+        ("510000000", "1", "0"), ("510000000", "2", "8"), ("1020000000", "1", "100"), ("1020000000", "2", "0")]
+    (root / "retried_freqs.txt").write_text("510000000 2 8\n")
+    with pytest.raises(loudva.LoudvaError, match="retried_freqs.txt:1: expected"):
+        loudva.rows_of(root, "jetson-xavier-nx")
