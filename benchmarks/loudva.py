@@ -70,18 +70,23 @@ def _shift(text: str, places: int) -> str:
     return format(Decimal(text.strip()).scaleb(-places), "f")
 
 
+def _lines(path: Path, pattern: re.Pattern, form: str) -> list[re.Match]:
+    """Every non-blank line of ``path`` matched by ``pattern``; a line that is not is an error."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            match = pattern.match(line.strip())
+            if match is None:
+                raise LoudvaError(f"{path}:{n}: expected '{form}', found {line.strip()!r}")
+            out.append(match)
+    return out
+
+
 def _runs(perf: Path, power: Path) -> list[dict[str, str]]:
     """One perf_analyzer file joined row by row with its power means."""
     with perf.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    means = []
-    for n, line in enumerate(power.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        match = MEAN.match(line.strip())
-        if match is None:
-            raise LoudvaError(f"{power}:{n}: expected 'Mean: <mW>', found {line.strip()!r}")
-        means.append(match.group(1))
+    means = [m.group(1) for m in _lines(power, MEAN, "Mean: <mW>")]
     if len(rows) != len(means):
         raise LoudvaError(f"{perf.name} has {len(rows)} runs but {power.name} {len(means)} power means; "
                           "they are joined one for one, so this folder cannot be read")
@@ -97,15 +102,7 @@ def _retries(folder: Path) -> dict[tuple[str, str], str]:
     path = folder / "retried_freqs.txt"
     if not path.exists():
         return {}
-    out = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        match = RETRIED.match(line.strip())
-        if match is None:
-            raise LoudvaError(f"{path}:{n}: expected '(<clock>, <concurrency>) <retries>', found {line.strip()!r}")
-        out[(match.group(1), match.group(2))] = match.group(3)
-    return out
+    return {(m.group(1), m.group(2)): m.group(3) for m in _lines(path, RETRIED, "(<clock>, <concurrency>) <retries>")}
 
 
 def rows_of(folder: Path, board: str, *, modes: bool = False) -> list[dict[str, str]]:
