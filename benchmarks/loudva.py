@@ -153,7 +153,8 @@ def write(rows: list[dict[str, str]], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    example = __doc__.split("\n\n")[1:3]  # what the script is for, and the commands that rebuild every file
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="\n\n".join(example),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a board's measurements folder in a LoudVA checkout "
                         "(measurements/archive/Representative/<device>/measurements)")
