@@ -65,9 +65,9 @@ class LoudvaError(Exception):
     """A folder this script cannot read as LoudVA measurements: one line for the user."""
 
 
-def _shift(text: str, places: int) -> str:
+def _shift(text: str, places: int) -> Decimal:
     """``text`` divided by 10**places, exactly (microseconds to seconds, mW to W)."""
-    return format(Decimal(text.strip()).scaleb(-places), "f")
+    return Decimal(text.strip()).scaleb(-places)
 
 
 def _lines(path: Path, pattern: re.Pattern, form: str) -> list[re.Match]:
@@ -125,23 +125,25 @@ def rows_of(folder: Path, board: str, *, modes: bool = False) -> list[dict[str, 
         if not power.exists():
             raise LoudvaError(f"{power} is missing: every run needs its power means")
         for run in _runs(perf_dir / f"performance_measurements_{stem}_{value}.csv", power):
-            throughput = Decimal(run["Inferences/Second"].strip())
-            watts = Decimal(_shift(run["_power_mw"], 3))
-            latency = Decimal(_shift(str(sum(int(run[c]) for c in SERVER_TIME)), 6))
+            ips, concurrency = run["Inferences/Second"].strip(), run["Concurrency"].strip()
+            throughput, watts = Decimal(ips), _shift(run["_power_mw"], 3)
+            latency = _shift(str(sum(int(run[c]) for c in SERVER_TIME)), 6)
             out.append({
                 "board": board, "device_id": device, "workload": WORKLOAD,
                 "nvpmodel_mode": str(value) if modes else "", "cpu_freq_khz": "",
                 "gpu_freq_hz": "" if modes else str(value),
                 "gpu_freq_frac_of_max": "" if modes else f"{value / top:.6f}",
-                "emc_freq_hz": "", "batch_size": "", "concurrency": run["Concurrency"].strip(),
-                "throughput_inf_per_s": run["Inferences/Second"].strip(), "latency_s": format(latency, "f"),
-                "latency_client_p50_s": _shift(run["p50 latency"], 6),
-                "latency_client_p99_s": _shift(run["p99 latency"], 6),
+                "emc_freq_hz": "", "batch_size": "", "concurrency": concurrency,
+                "throughput_inf_per_s": ips, "latency_s": format(latency, "f"),
+                "latency_client_p50_s": format(_shift(run["p50 latency"], 6), "f"),
+                "latency_client_p99_s": format(_shift(run["p99 latency"], 6), "f"),
                 "power_w": format(watts, "f"), "power_scope": POWER_SCOPE,
                 "energy_per_inference_j": f"{float(watts / throughput):.6g}" if throughput > 0 else "",
                 "src_energy_j_power_x_latency": f"{float(watts * latency):.6g}",
-                "retries": retries.get((str(value), run["Concurrency"].strip()), "0"),
+                "retries": retries.get((str(value), concurrency), "0"),
             })
+    if not any(r["energy_per_inference_j"] for r in out):
+        raise LoudvaError(f"{perf_dir} holds no run with a throughput: nothing to rebuild")
     return out
 
 

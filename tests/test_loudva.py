@@ -131,3 +131,10 @@ def test_retries_come_from_retried_freqs_txt(loudva, tmp_path):
     (root / "retried_freqs.txt").write_text("510000000 2 8\n")
     with pytest.raises(loudva.LoudvaError, match="retried_freqs.txt:1: expected"):
         loudva.rows_of(root, "jetson-xavier-nx")
+
+
+def test_a_folder_whose_files_hold_no_runs_is_refused_and_nothing_is_written(loudva, tmp_path, capsys):
+    root = folder(tmp_path, "freqs", {510000000: []})
+    out = tmp_path / "nx.csv"
+    assert loudva.main([str(root), "--board", "jetson-xavier-nx", "--out", str(out)]) == 1
+    assert "holds no run with a throughput" in capsys.readouterr().err and not out.exists()
