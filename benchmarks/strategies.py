@@ -297,19 +297,23 @@ def main() -> None:
         return text
 
     resumed_seconds = 0.0
+    kept, base = _kept(paths, header) if args.update else ({}, None)
+    if args.update and not kept:
+        raise SystemExit("--update needs a saved table of the same kind (--out FILE or --save)")
+    if base:
+        # the commands that measured the rows this update keeps (one the same as this
+        # command re-benched the same strategies, and kept none of its rows)
+        header["updates"] = [c for c in base if c != command]
     if args.real:
         workloads = args.workloads or [args.real.stem]
-        results = [real_surface(args.real, w, strategies, args.seeds) for w in workloads]
+        results = []
+        for w in workloads:
+            doc = real_surface(args.real, w, strategies, args.seeds)
+            key = (doc["board"], doc["workload"])
+            results.append(_merge(kept[key], doc, kind) if key in kept else doc)
     else:
         surfaces = [(b, w) for b in args.boards for w in (args.workloads or WORKLOADS)]
         done = _resumable(paths, header, strategies) if args.resume else {}
-        kept, base = _kept(paths, header) if args.update else ({}, None)
-        if args.update and not kept:
-            raise SystemExit("--update needs a saved table of the same kind (--out FILE or --save)")
-        if base:
-            # the commands that measured the rows this update keeps (one the same as this
-            # command re-benched the same strategies, and kept none of its rows)
-            header["updates"] = [c for c in base if c != command]
         resumed_seconds = sum(d.get("seconds", 0) for d in done.values())
         prefix = "sim:" if args.rough is None else "rough:"
         job = [(b, w, strategies, args.seeds, args.noise, args.tails, args.drift, args.rough) for b, w in surfaces
