@@ -646,6 +646,33 @@ def test_a_search_of_a_recording_sweeps_the_basin_it_found(name, monkeypatch):
     assert not strategy.sweeping
 
 
+def test_descent_sweeps_a_recording_once_settled(monkeypatch):
+    """On a recording of one run per setting, a settled descent measures the unmeasured
+    settings in the order its smooth fit ranks them (``OnlineDescent._sweep``) instead of
+    restarting at random: over sixteen recordings, with a fifth of the space, it ends
+    nearer the recording's best (summed regret 0.08 against 0.46 for the restarts; with a
+    tenth, most searches have not settled yet and the two are even, 0.57 against 0.50).
+    Under field noise it never sweeps."""
+    from tuner.strategies.descent import OnlineDescent
+
+    budget = math.ceil(0.2 * len(LUCKY))
+    swept = [searched("ogd", recording(seed), budget, seed) for seed in range(16)]
+    assert all(s.settled and s.restarts == 0 for s, _ in swept)
+    assert all(len(s.order) == len(set(s.order)) for s, _ in swept)
+    monkeypatch.setattr(OnlineDescent, "_sweep", lambda self: iter(()))
+    restarted = [searched("ogd", recording(seed), budget, seed) for seed in range(16)]
+    assert all(s.restarts > 0 for s, _ in restarted)
+    assert sum(r for _, r in swept) < 0.5 * sum(r for _, r in restarted), \
+        ([r for _, r in swept], [r for _, r in restarted])
+
+    def never(self):
+        raise AssertionError("swept under measurement noise")
+
+    monkeypatch.setattr(OnlineDescent, "_sweep", never)
+    strategy, _ = search_noisy("ogd", CLOCKS, rough, 0.05, 60)
+    assert strategy.settled
+
+
 CAPS = {0: 400, 1: 600, 2: 800, 3: 1000}  # each power mode allows its own four GPU clocks
 CAPPED = Space((Knob("power_mode", (0, 1, 2, 3), ordered=False), Knob("gpu_freq_hz", tuple(range(100, 1100, 100)))),
                (lambda c: CAPS[c["power_mode"]] - 400 < c["gpu_freq_hz"] <= CAPS[c["power_mode"]],))
