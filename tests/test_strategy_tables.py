@@ -27,11 +27,11 @@ def test_an_update_of_a_real_table_keeps_the_other_strategies_rows(monkeypatch, 
         pytest.skip(f"the shared real surface is absent here ({REAL})")
     out = str(tmp_path / "real.json")
     common = ("--real", str(REAL), "--workloads", "inception_v3", "--seeds", "2", "--out", out)
-    first = table(monkeypatch, capsys, *common, "--strategies", "random,tpe")
+    first = table(monkeypatch, capsys, *common, "--strategies", "random,ogd")
     updated = table(monkeypatch, capsys, *common, "--strategies", "random", "--update")
     rows = {r["name"]: r for r in updated["results"][0]["strategies"]}
-    assert list(rows) == ["random", "tpe"]
-    assert rows["tpe"] == first["results"][0]["strategies"][1]
+    assert list(rows) == ["random", "ogd"]
+    assert rows["ogd"] == first["results"][0]["strategies"][1]
     assert rows["random"]["regret_per_seed"] == first["results"][0]["strategies"][0]["regret_per_seed"]
     assert updated["results"][0]["updated"] == ["random"]
     assert updated["updates"] == [first["command"]]
