@@ -150,6 +150,11 @@ class Strategy(ABC):
         se = math.sqrt(self.noise.repeat_var / max(1, repeats) + self.noise.mean_sd(row) ** 2)
         return math.log(cost / incumbent) > self.RACE_Z * se
 
+    #: An economical search stops when no config has this chance of beating the recommendation
+    #: by more than the improvement asked for (``--stop-improvement``, 1 % by default): the
+    #: model-based strategies' rule, and descent's on a recording (:meth:`converged`).
+    STOP_CHANCE = 0.2
+
     def converged(self, improvement: float) -> bool:
         """Whether further trials are unlikely to find a config better than the recommendation
         by more than ``improvement`` (a fraction), so an economical search may stop

@@ -62,6 +62,7 @@ import numpy as np
 
 from tuner.config import GPU_FREQ, HARDWARE_KNOBS, Config
 from tuner.strategies.base import MEMORY_KNOBS, Strategy
+from tuner.strategies.noise import RUN_LUCK_SD
 from tuner.strategies.prior import likely_best
 
 
@@ -143,10 +144,31 @@ class OnlineDescent(Strategy):
         (``improvement`` is already in the descent's tests: a win within noise is
         measured again before it moves) —
         once no challenger of the recommendation is left (:meth:`_challenger`).
-        Looks ahead one step, which the next :meth:`ask` returns."""
+        Looks ahead one step, which the next :meth:`ask` returns.
+
+        On a recording of one run per setting the sweep is not given up while an unmeasured
+        setting has a fair chance (``STOP_CHANCE``) of beating the recommendation by more
+        than ``improvement``: its cost the trend's (:meth:`_smooth`) plus its own run's
+        luck (``RUN_LUCK_SD``), as the model-based strategies' stop rule counts it. Without
+        this, a `tune` of the held-out real Xavier NX clock sweep stopped after 16 trials,
+        6.3 % above its best, with it after 26 trials on the best; on the 18 simulated rough
+        recordings the economical searches measured 417 trials instead of 378 and ended
+        above 5 % on 4 instead of 6 (summed regret 0.58 against 0.78)."""
         if not self.settled:
             self._next_row()
-        return self.settled and self._challenger() is None
+        if not self.settled or self._challenger() is not None:
+            return False
+        return not self.noise.recording or self._chance_of_luck(improvement) < self.STOP_CHANCE
+
+    def _chance_of_luck(self, improvement: float) -> float:
+        """On a recording: the largest chance that an unmeasured setting, its run's luck
+        included, beats the recommendation by more than ``improvement`` (0 when none is left)."""
+        fresh = np.flatnonzero(self.allowed & ~self.measured())
+        champion = self._stat(self._champion())
+        if fresh.size == 0 or champion is None or len(self._scores()) < 2:
+            return 0.0
+        gap = float(np.min(self._smooth(fresh))) - champion[0]
+        return 0.5 * math.erfc(-(math.log1p(-improvement) - gap) / (RUN_LUCK_SD * math.sqrt(2)))
 
     def best(self) -> Config | None:
         """The measured config whose estimated cost plus one standard error of the

@@ -40,6 +40,15 @@ D2 = {2: 1.128, 3: 1.693, 4: 2.059, 5: 2.326, 6: 2.534, 7: 2.704, 8: 2.847, 9: 2
 #: held with the weight of this many degrees of freedom.
 PRIOR_REPEAT_SD = 0.018
 PRIOR_DOF = 2.0
+#: How much a single run's own luck may move a setting's recorded cost: the middle of what
+#: real single runs of one setting differ by (5-15 %; the shared LoudVA recording's source
+#: reports 10-15 % between repeats). On a recording of one run per setting
+#: (``TrialNoise.recording``) that luck is frozen into each value, and an unmeasured
+#: setting's is unknown: the stop rules of an economical search count at least this much
+#: for every unmeasured setting of such a recording
+#: (:meth:`tuner.strategies.surrogate.ModelBased.chance_of_improvement`,
+#: :meth:`tuner.strategies.descent.OnlineDescent.converged`).
+RUN_LUCK_SD = 0.10
 
 
 class TrialNoise:

@@ -48,21 +48,17 @@ import numpy as np
 from tuner.config import BATCH_SIZE
 from tuner.errors import ConfigError, EdgetuneError
 from tuner.strategies.base import Lattice, Strategy
-from tuner.strategies.noise import TrialNoise
+from tuner.strategies.noise import RUN_LUCK_SD, TrialNoise
 from tuner.strategies.prior import batch_trend, likely_best
 from tuner.strategies.trust_region import TrustRegion
 
-#: How much a single run's own luck may move a setting's recorded cost: the middle of what
-#: real single runs of one setting differ by (5-15 %; the shared LoudVA recording's source
-#: reports 10-15 % between repeats). On a recording of one run per setting
-#: (every repeat agrees exactly: ``TrialNoise.exact``) that luck is frozen into each value,
-#: and an unmeasured setting's is unknown. The GP's learned roughness says the same once it
-#: has seen enough, but its prior (``ROUGH_PRIOR``, for smooth surfaces) holds it near 0.3 %
-#: for the first 20-30 trials of a real recording (LoudVA Nano, Xavier NX, AGX Xavier), and
-#: an economical search then stopped early: on AGX Xavier after 13 trials, 15 % above the
-#: recording's best. The stop rule (:meth:`ModelBased.chance_of_improvement`) counts at least
-#: this much for every unmeasured setting of such a recording.
-RUN_LUCK_SD = 0.10
+# RUN_LUCK_SD (tuner.strategies.noise): a single run's own luck, frozen into each value of a
+# recording of one run per setting. The GP's learned roughness says the same once it has seen
+# enough, but its prior (``ROUGH_PRIOR``, for smooth surfaces) holds it near 0.3 % for the
+# first 20-30 trials of a real recording (LoudVA Nano, Xavier NX, AGX Xavier), and an
+# economical search then stopped early: on AGX Xavier after 13 trials, 15 % above the
+# recording's best. The stop rule (:meth:`ModelBased.chance_of_improvement`) counts at least
+# that much for every unmeasured setting of such a recording.
 CHANCE_CHUNK = 1500  # candidates per joint posterior in chance_of_improvement (memory: its square)
 MAX_JOINT = 2000  # candidates in one joint posterior draw; beyond this, a random subset
 # The noise of an observation has two parts. Measurement noise — how far one trial's mean
@@ -589,10 +585,8 @@ class ModelBased(Strategy):
         row = self.gp.recommend(self.measured() & self.allowed, self.costs)
         return self.lattice.configs[row] if row is not None else super().best()
 
-    #: An economical search stops when no config has this chance of beating the incumbent
-    #: by more than the improvement asked for (``--stop-improvement``, 1 % by default) ...
-    STOP_CHANCE = 0.2
-    #: ... and not before this many trials per searched knob after the design: hyperparameters
+    #: An economical search stops (``Strategy.STOP_CHANCE``) not before this many trials per
+    #: searched knob after the design: hyperparameters
     #: fitted to a few points are overconfident (simulated Xavier NX x ResNet-18: every
     #: unmeasured config below a 5 % chance after the design, 35 % once refitted at 6 trials;
     #: with 2 per knob, 3 of 10 seeds stopped 2.3-3.2 % off the optimum, with 3, 1 of 10).
