@@ -673,6 +673,22 @@ def test_descent_sweeps_a_recording_once_settled(monkeypatch):
     assert strategy.settled
 
 
+def test_descent_of_a_recording_answers_every_ask_and_holds_the_best_once_swept():
+    """Under the daemon a descent is asked forever: on a recording its sweep measures every
+    setting once, and then it holds the recording's best rather than stop answering."""
+    values = recording(0)
+    strategy = make_strategy("ogd", LUCKY)
+    rng = np.random.default_rng(0)
+    for _ in range(len(LUCKY) + 50):
+        config = strategy.ask()
+        assert config is not None
+        m = measure(config, values[config], 0.0, rng)
+        strategy.tell(config, m.energy_j, m)
+    assert len(set(strategy.order)) == len(LUCKY)
+    assert strategy.order[-50:] == [strategy.lattice.row(strategy.best())] * 50
+    assert values[strategy.best()] == min(values.values())
+
+
 def test_an_economical_descent_of_a_recording_sweeps_while_an_unmeasured_setting_could_be_luckier(monkeypatch):
     """An economical descent stops once settled; on a recording of one run per setting it
     first sweeps while an unmeasured setting, its trend plus its run's luck
