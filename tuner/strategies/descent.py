@@ -163,11 +163,11 @@ class OnlineDescent(Strategy):
     def _chance_of_luck(self, improvement: float) -> float:
         """On a recording: the largest chance that an unmeasured setting, its run's luck
         included, beats the recommendation by more than ``improvement`` (0 when none is left)."""
-        fresh = np.flatnonzero(self.allowed & ~self.measured())
+        upcoming = self._sweep_next()
         champion = self._stat(self._champion())
-        if fresh.size == 0 or champion is None or len(self._scores()) < 2:
+        if upcoming is None or champion is None:
             return 0.0
-        gap = float(np.min(self._smooth(fresh))) - champion[0]
+        gap = upcoming[1] - champion[0]
         return 0.5 * math.erfc(-(math.log1p(-improvement) - gap) / (RUN_LUCK_SD * math.sqrt(2)))
 
     def best(self) -> Config | None:
@@ -567,22 +567,32 @@ class OnlineDescent(Strategy):
         went from 38 to 30 of 180 (README, "Rough recordings"). Never under measurement
         noise (``TrialNoise.recording`` is False where repeats differ): a lucky reading
         there is not the setting's, and re-measuring handles it."""
-        while True:
-            fresh = np.flatnonzero(self.allowed & ~self.measured())
-            if fresh.size == 0 or len(self._scores()) < 2:
-                return
-            yield int(fresh[int(np.argmin(self._smooth(fresh)))])
+        upcoming = self._sweep_next()
+        while upcoming is not None:
+            yield upcoming[0]
             self.position = self._champion()
+            upcoming = self._sweep_next()
 
-    def _smooth(self, rows: np.ndarray) -> np.ndarray:
+    def _sweep_next(self) -> tuple[int, float] | None:
+        """The sweep's next setting — the unmeasured one of lowest smooth log cost — and that
+        cost; None when everything is measured or too little is to fit a trend."""
+        fresh = np.flatnonzero(self.allowed & ~self.measured())
+        scores = self._scores()
+        if fresh.size == 0 or len(scores) < 2:
+            return None
+        smooth = self._smooth(fresh, scores)
+        k = int(np.argmin(smooth))
+        return int(fresh[k]), float(smooth[k])
+
+    def _smooth(self, rows: np.ndarray, scores: dict[int, tuple[float, float]]) -> np.ndarray:
         """The smooth part of the log cost at ``rows``: least squares, over every feasible
-        measured config, of a quadratic in the ordered knobs' positions plus an offset for
-        each value of each unordered knob (a power mode). One fit over the whole space,
+        measured config (``scores``, :meth:`_scores`), of a quadratic in the ordered knobs'
+        positions plus an offset for each value of each unordered knob (a power mode). One
+        fit over the whole space,
         not the local fits of :meth:`estimates`: near a lucky run a local fit bends
         towards it, and the sweep then circles that run instead of the basin (simulated
         rough recordings: a bandwidth of 0.2 left 40 runs of 180 above 5 %, 0.6 and a
         single fit 30)."""
-        scores = self._scores()
         measured = list(scores)
         y = np.array([scores[r][0] for r in measured])
         coef = np.linalg.lstsq(self._trend_terms(np.array(measured)), y, rcond=None)[0]
